@@ -1618,9 +1618,12 @@ type Listener struct {
 	// http only: answer every request with a redirect to the https listener.
 	RedirectHttps *RedirectHttps `protobuf:"bytes,16,opt,name=redirect_https,json=redirectHttps,proto3" json:"redirect_https,omitempty"`
 	// tcp and udp only.
-	ForwardMode   Listener_ForwardMode `protobuf:"varint,17,opt,name=forward_mode,json=forwardMode,proto3,enum=xlb.v1.Listener_ForwardMode" json:"forward_mode,omitempty"`
-	Timeouts      *Timeouts            `protobuf:"bytes,18,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
-	Description   string               `protobuf:"bytes,19,opt,name=description,proto3" json:"description,omitempty"`
+	ForwardMode Listener_ForwardMode `protobuf:"varint,17,opt,name=forward_mode,json=forwardMode,proto3,enum=xlb.v1.Listener_ForwardMode" json:"forward_mode,omitempty"`
+	Timeouts    *Timeouts            `protobuf:"bytes,18,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	Description string               `protobuf:"bytes,19,opt,name=description,proto3" json:"description,omitempty"`
+	// udp only: the most concurrent client sessions, 1..100000 (default
+	// 100000); a new client over the cap is dropped and counted.
+	MaxSessions   uint32 `protobuf:"varint,20,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1786,6 +1789,13 @@ func (x *Listener) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *Listener) GetMaxSessions() uint32 {
+	if x != nil {
+		return x.MaxSessions
+	}
+	return 0
 }
 
 type Persistence struct {
@@ -2845,7 +2855,7 @@ const file_xlb_v1_config_proto_rawDesc = "" +
 	"\x06Limits\x12'\n" +
 	"\x0fmax_connections\x18\x01 \x01(\x04R\x0emaxConnections\x12;\n" +
 	"\x1anew_connections_per_second\x18\x02 \x01(\x04R\x17newConnectionsPerSecond\x12.\n" +
-	"\x13requests_per_second\x18\x03 \x01(\x04R\x11requestsPerSecond\"\xcd\x06\n" +
+	"\x13requests_per_second\x18\x03 \x01(\x04R\x11requestsPerSecond\"\xf0\x06\n" +
 	"\bListener\x12,\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x10.xlb.v1.ProtocolR\bprotocol\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1d\n" +
@@ -2866,7 +2876,8 @@ const file_xlb_v1_config_proto_rawDesc = "" +
 	"\x0eredirect_https\x18\x10 \x01(\v2\x15.xlb.v1.RedirectHttpsR\rredirectHttps\x12?\n" +
 	"\fforward_mode\x18\x11 \x01(\x0e2\x1c.xlb.v1.Listener.ForwardModeR\vforwardMode\x12,\n" +
 	"\btimeouts\x18\x12 \x01(\v2\x10.xlb.v1.TimeoutsR\btimeouts\x12 \n" +
-	"\vdescription\x18\x13 \x01(\tR\vdescription\"A\n" +
+	"\vdescription\x18\x13 \x01(\tR\vdescription\x12!\n" +
+	"\fmax_sessions\x18\x14 \x01(\rR\vmaxSessions\"A\n" +
 	"\vForwardMode\x12\x1c\n" +
 	"\x18FORWARD_MODE_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03nat\x10\x01\x12\v\n" +

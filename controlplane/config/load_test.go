@@ -1,0 +1,102 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xlbproject/xlb/controlplane/config"
+)
+
+func TestLoadFileReadsCertificates(t *testing.T) {
+	dir := certDir(t)
+	yaml := certsYAML + `
+node:
+  control:
+    listen: "tcp://127.0.0.1:9443"
+    tls: {cert_file: server.pem, key_file: server-key.pem, client_ca_file: ca.pem}
+load_balancers:
+  - id: lb
+    address: 203.0.113.10
+    listeners: [{protocol: https, port: 443, tls: {certificates: [www], ca: clients, mutual: true}}]
+`
+	path := filepath.Join(dir, "xlb.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := os.ReadFile(filepath.Join(dir, "server.pem"))
+	www := cfg.Certificates[0]
+	if www.CertPem != string(server) || !strings.Contains(www.KeyPem, "PRIVATE KEY") {
+		t.Error("the certificate files were not read into cert_pem and key_pem")
+	}
+	if www.CertFile != "server.pem" {
+		t.Errorf("cert_file = %q, want it as written", www.CertFile)
+	}
+	if !strings.Contains(cfg.Certificates[1].CrlPem, "X509 CRL") {
+		t.Error("crl_file was not read")
+	}
+	if got := cfg.Node.Control.Tls.ClientCaFile; got != filepath.Join(dir, "ca.pem") {
+		t.Errorf("control client_ca_file = %q, want it resolved against the file's directory", got)
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	if _, err := config.LoadFile(filepath.Join(t.TempDir(), "none.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: err = %v", err)
+	}
+	dir := certDir(t)
+	_, err := config.Load([]byte(`
+node:
+  control:
+    listen: "tcp://127.0.0.1:9443"
+    tls: {cert_file: server.pem, key_file: other-key.pem, client_ca_file: missing.pem}
+`), dir)
+	errs := fieldErrors(t, err)
+	for path, want := range map[string]string{
+		"node.control.tls.key_file":       "private key does not match the certificate",
+		"node.control.tls.client_ca_file": "no such file",
+	} {
+		if findError(errs, path, want) == nil {
+			t.Errorf("no error on %s saying %q:\n%v", path, want, err)
+		}
+	}
+}
+
+// Validation errors carry the line of the field, or of the nearest written
+// ancestor when the field itself came from a default.
+func TestValidationErrorLines(t *testing.T) {
+	_, err := config.Load([]byte(`load_balancers:
+  - id: lb
+    address: 203.0.113.10
+    listeners:
+      - protocol: udp
+        port: 53
+        health_check:
+          type: udp
+      - protocol: http
+        port: 53
+        persistence: {type: source_ip}
+`), ".")
+	errs := fieldErrors(t, err)
+	for _, tt := range []struct {
+		path string
+		line int
+	}{
+		{"load_balancers[0].listeners[0].health_check.request", 7},
+		{"load_balancers[0].listeners[1].persistence.type", 11},
+	} {
+		e := findError(errs, tt.path, "")
+		if e == nil {
+			t.Errorf("no error on %s:\n%v", tt.path, err)
+		} else if e.Line != tt.line {
+			t.Errorf("%s: line %d, want %d", tt.path, e.Line, tt.line)
+		}
+	}
+}
