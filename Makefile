@@ -4,16 +4,19 @@ BIN      := bin
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/xlbproject/xlb/internal/buildinfo.Version=$(VERSION)
 PROTOS   := $(wildcard controlplane/api/xlb/v1/*.proto)
+# Test timeout: the whole suite must stay well under CI's budget.
+TEST_TIMEOUT ?= 14m
 
-.PHONY: all build generate generate-proto test test-short run bench lint clean
+.PHONY: all build generate generate-proto test check-lab run bench lint clean
 
 all: build
 
 build:
+	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-# Regenerates the committed protobuf code. Needs protoc (Debian protobuf-compiler);
-# protoc-gen-go is pinned in go.mod as a tool dependency.
+# Regenerates the committed generated code. Needs protoc (Debian
+# protobuf-compiler); protoc-gen-go is pinned in go.mod as a tool dependency.
 generate: generate-proto
 
 generate-proto:
@@ -23,6 +26,30 @@ generate-proto:
 		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
 		--go_out=. --go_opt=module=github.com/xlbproject/xlb \
 		$(PROTOS)
+
+# The whole suite, privileged tests included (they need root; with CI=true a
+# privileged test that cannot run fails instead of skipping).
+test: lint build
+	$(BIN)/xlbd validate configs/*.yaml
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory check-lab
+
+# Fails when a test left a lab namespace or BPF pin behind.
+check-lab:
+	@left=$$(ip netns list 2>/dev/null | grep -c '^xlbt-'); \
+	pins=$$(ls -d /sys/fs/bpf/xlbt-* 2>/dev/null | wc -l); \
+	if [ "$$left" -ne 0 ] || [ "$$pins" -ne 0 ]; then \
+		echo "tests left $$left lab namespace(s) and $$pins BPF pin dir(s) behind"; \
+		ip netns list | grep '^xlbt-'; exit 1; fi; \
+	echo "lab clean: no xlbt-* namespaces or pins left"
+
+# The demo: a lab in network namespaces, xlbd with the embedded configuration,
+# real traffic through every plane. Needs root. Ctrl-C tears it down.
+run: build
+	$(BIN)/xlb-bench demo --xlbd $(BIN)/xlbd
+
+bench: build
+	$(BIN)/xlb-bench standard --out bench/RESULTS.md
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

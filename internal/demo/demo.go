@@ -1,0 +1,225 @@
+// Package demo is `make run`: it builds the standard lab, starts the test
+// backends and xlbd with its embedded configuration, sends real traffic
+// through every plane that exists, and says what happened and where to look.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xlbproject/xlb/bench/serve"
+	"github.com/xlbproject/xlb/internal/labsvc"
+	"github.com/xlbproject/xlb/internal/netlab"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// Xlbd is the xlbd binary to run in the gateway namespace.
+	Xlbd string
+	// Hold keeps the lab up after the traffic until ctx ends (Ctrl-C).
+	Hold bool
+	Out  io.Writer
+}
+
+// Report is what the demo observed; the tests check it.
+type Report struct {
+	TCP, UDP map[string]int // backend name -> connections or sessions served
+	// TCPWhileDown counts connections made while be3's TCP service was down
+	// and marked down by its health check.
+	TCPWhileDown map[string]int
+	// TCPAfterRecovery counts connections after be3 came back.
+	TCPAfterRecovery map[string]int
+	Metrics          string
+}
+
+const (
+	nBackends = 3
+	rounds    = 50 // connections per traffic sample
+)
+
+// Run performs the demo. The lab is torn down before it returns, whatever
+// happens.
+func Run(ctx context.Context, o Options) (rep Report, err error) {
+	out := o.Out
+	step := func(format string, a ...any) { fmt.Fprintf(out, "\n== "+format+"\n", a...) }
+
+	if os.Geteuid() != 0 {
+		return rep, fmt.Errorf("the demo builds network namespaces: run it as root")
+	}
+	logDir, err := os.MkdirTemp("", "xlb-demo-")
+	if err != nil {
+		return rep, err
+	}
+
+	step("building the lab: client -> gateway (VIP %s) -> %d backends, in network namespaces", netlab.VIP, nBackends)
+	lab, err := netlab.Build(ctx, netlab.ClientGatewayBackends(nBackends))
+	if err != nil {
+		return rep, fmt.Errorf("building the lab: %w", err)
+	}
+	defer func() {
+		lab.Close()
+		fmt.Fprintf(out, "\n== lab torn down (namespaces %s*)\n", lab.Prefix())
+	}()
+	for _, h := range lab.Hosts() {
+		fmt.Fprintf(out, "   %-8s netns %s\n", h, lab.NetNS(h))
+	}
+
+	step("starting backends be1..be%d: HTTP :%d, TCP echo :%d, UDP echo :%d", nBackends, labsvc.HTTPPort, labsvc.TCPPort, labsvc.UDPPort)
+	bs, err := labsvc.StartBackends(ctx, lab, nBackends)
+	if err != nil {
+		return rep, err
+	}
+	defer bs.Close()
+
+	logPath := filepath.Join(logDir, "xlbd.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return rep, err
+	}
+	defer logFile.Close()
+	step("starting xlbd in the gateway with its embedded configuration (configs/demo.yaml)")
+	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console")
+	if err != nil {
+		return rep, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	defer func() {
+		if serr := x.Stop(10 * time.Second); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	fmt.Fprintf(out, "   ready; log: %s\n", logPath)
+
+	vipTCP := net.JoinHostPort(netlab.VIP, strconv.Itoa(labsvc.TCPPort))
+	vipUDP := net.JoinHostPort(netlab.VIP, strconv.Itoa(labsvc.UDPPort))
+
+	step("TCP listener %s (wrr, weights be1=100 be2=100 be3=50): %d connections from the client", vipTCP, rounds)
+	if rep.TCP, err = sample(ctx, lab, "tcp", vipTCP, rounds); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.TCP)
+
+	step("UDP listener %s (rr): %d sessions from the client", vipUDP, rounds)
+	if rep.UDP, err = sample(ctx, lab, "udp", vipUDP, rounds); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.UDP)
+
+	step("health checks: stopping be3's TCP service; xlbd marks it down after 3 failed checks")
+	if err := bs.ByName("be3").StopTCP(); err != nil {
+		return rep, err
+	}
+	if err := waitMetric(ctx, x, `xlb_backend_up{backend="198.19.0.13:7000",check="tcp"} 0`, 30*time.Second); err != nil {
+		return rep, err
+	}
+	if rep.TCPWhileDown, err = sample(ctx, lab, "tcp", vipTCP, rounds); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.TCPWhileDown)
+
+	step("restarting be3's TCP service; back after 3 good checks")
+	if err := bs.ByName("be3").StartTCP(); err != nil {
+		return rep, err
+	}
+	if err := waitMetric(ctx, x, `xlb_backend_up{backend="198.19.0.13:7000",check="tcp"} 1`, 30*time.Second); err != nil {
+		return rep, err
+	}
+	if rep.TCPAfterRecovery, err = sample(ctx, lab, "tcp", vipTCP, rounds); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.TCPAfterRecovery)
+
+	step("the HTTP listener :80 is configured; the HTTP proxy (dataplane/l7) is not built yet, so it is not served")
+
+	if rep.Metrics, err = x.Metrics(); err != nil {
+		return rep, fmt.Errorf("reading metrics: %w", err)
+	}
+	step("a few of xlbd's metrics")
+	for _, line := range strings.Split(rep.Metrics, "\n") {
+		if strings.HasPrefix(line, "xlb_l4_connections_total") || strings.HasPrefix(line, "xlb_backend_up") ||
+			strings.HasPrefix(line, "xlb_config_version") || strings.HasPrefix(line, "xlb_l4_active_connections") {
+			fmt.Fprintln(out, "   "+line)
+		}
+	}
+
+	step("where to look")
+	gw := lab.NetNS(netlab.HostGateway)
+	fmt.Fprintf(out, "   metrics:   ip netns exec %s curl -s %s/metrics | grep ^xlb_\n", gw, labsvc.MetricsAddr)
+	fmt.Fprintf(out, "   try it:    ip netns exec %s bash -c 'exec 3<>/dev/tcp/%s/%d; echo whoami >&3; head -1 <&3'\n",
+		lab.NetNS(netlab.HostClient), netlab.VIP, labsvc.TCPPort)
+	fmt.Fprintf(out, "   xlbd log:  %s\n", logPath)
+
+	if o.Hold {
+		fmt.Fprintln(out, "\nThe lab stays up; press Ctrl-C to tear it down.")
+		select {
+		case <-ctx.Done():
+		case <-x.Done():
+			return rep, fmt.Errorf("xlbd exited; see %s", logPath)
+		}
+	}
+	return rep, nil
+}
+
+// sample opens n connections (tcp) or sessions (udp, each from its own
+// source port) from the client to addr and counts which backend answered.
+func sample(ctx context.Context, lab *netlab.Lab, network, addr string, n int) (map[string]int, error) {
+	counts := map[string]int{}
+	for range n {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		c, err := lab.Dial(cctx, netlab.HostClient, network, addr)
+		if err != nil {
+			cancel()
+			return counts, fmt.Errorf("%s %s: %w", network, addr, err)
+		}
+		var name string
+		if network == "udp" {
+			name, err = serve.WhoAmIUDP(cctx, c)
+		} else {
+			name, err = serve.WhoAmITCP(cctx, c)
+		}
+		_ = c.Close()
+		cancel()
+		if err != nil {
+			return counts, fmt.Errorf("%s %s: %w", network, addr, err)
+		}
+		counts[name]++
+	}
+	return counts, nil
+}
+
+func printShare(out io.Writer, counts map[string]int) {
+	names := make([]string, 0, len(counts))
+	total := 0
+	for n, c := range counts {
+		names = append(names, n)
+		total += c
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(out, "   %-4s %3d  %s\n", n, counts[n], strings.Repeat("#", counts[n]*40/max(total, 1)))
+	}
+}
+
+// waitMetric polls /metrics until a line equals want.
+func waitMetric(ctx context.Context, x *labsvc.Xlbd, want string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		m, err := x.Metrics()
+		if err == nil && strings.Contains("\n"+m+"\n", "\n"+want+"\n") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q: %w", want, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

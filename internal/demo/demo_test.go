@@ -1,0 +1,52 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `make run`'s demo end to end, as a user would, and checks
+// what it reports: the weighted shares, the health failover and recovery.
+func TestDemo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the demo needs root, and CI runs as root")
+		}
+		t.Skip("needs root")
+	}
+	bin := filepath.Join(t.TempDir(), "xlbd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/xlbproject/xlb/cmd/xlbd").CombinedOutput(); err != nil {
+		t.Fatalf("building xlbd: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	rep, err := Run(ctx, Options{Xlbd: bin, Out: &out})
+	if err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+	// wrr 100/100/50 over 50 connections is exact; rr over 50 sessions is 17/17/16.
+	if rep.TCP["be1"] != 20 || rep.TCP["be2"] != 20 || rep.TCP["be3"] != 10 {
+		t.Errorf("TCP shares %v, want be1=20 be2=20 be3=10", rep.TCP)
+	}
+	if rep.UDP["be1"]+rep.UDP["be2"]+rep.UDP["be3"] != rounds || rep.UDP["be3"] < 16 {
+		t.Errorf("UDP shares %v, want rr over three backends", rep.UDP)
+	}
+	if rep.TCPWhileDown["be3"] != 0 {
+		t.Errorf("be3 got %d connections while its health check said down", rep.TCPWhileDown["be3"])
+	}
+	if rep.TCPAfterRecovery["be3"] == 0 {
+		t.Errorf("be3 got no connections after it recovered: %v", rep.TCPAfterRecovery)
+	}
+	for _, want := range []string{"where to look", "/metrics", "lab torn down"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xlbproject/xlb/bench/serve"
+	"github.com/xlbproject/xlb/internal/labsvc"
+	"github.com/xlbproject/xlb/internal/netlab"
+)
+
+// xlbdBin is the xlbd binary built once for every test.
+var xlbdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "xlb-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	xlbdBin = filepath.Join(dir, "xlbd")
+	build := exec.Command("go", "build", "-race", "-o", xlbdBin, "github.com/xlbproject/xlb/cmd/xlbd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building xlbd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's lab: topology, backends and a running xlbd.
+type env struct {
+	t        *testing.T
+	lab      *netlab.Lab
+	backends *labsvc.Backends
+	xlbd     *labsvc.Xlbd
+	cfgPath  string
+	log      string
+}
+
+// start builds the standard lab with n backends and runs xlbd with cfg.
+func start(t *testing.T, n int, cfg string) *env {
+	t.Helper()
+	lab := netlab.New(t, netlab.ClientGatewayBackends(n))
+	ctx := context.Background()
+	bs, err := labsvc.StartBackends(ctx, lab, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	e := &env{t: t, lab: lab, backends: bs}
+	dir := t.TempDir()
+	e.cfgPath = filepath.Join(dir, "xlb.yaml")
+	e.log = filepath.Join(dir, "xlbd.log")
+	e.writeConfig(cfg)
+	logf, err := os.Create(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, xlbdBin, logf, "--config", e.cfgPath, "--drain-timeout", "2s")
+	if err != nil {
+		e.dumpLog()
+		t.Fatal(err)
+	}
+	e.xlbd = x
+	t.Cleanup(func() {
+		if err := x.Stop(10 * time.Second); err != nil {
+			t.Errorf("stopping xlbd: %v", err)
+		}
+		if t.Failed() {
+			e.dumpLog()
+		}
+	})
+	return e
+}
+
+func (e *env) writeConfig(cfg string) {
+	e.t.Helper()
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) dumpLog() {
+	b, _ := os.ReadFile(e.log)
+	e.t.Logf("xlbd log:\n%s", b)
+}
+
+// who asks the VIP's listener which backend serves a new connection
+// (tcp) or session (udp) from host; "" and an error when none answers.
+func (e *env) who(host, network string, port int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := e.lab.Dial(ctx, host, network, net.JoinHostPort(netlab.VIP, strconv.Itoa(port)))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if network == "udp" {
+		ctx, cancel = context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return serve.WhoAmIUDP(ctx, c)
+	}
+	return serve.WhoAmITCP(ctx, c)
+}
+
+// count opens n connections or sessions from the client and counts the
+// backends that answered; it fails the test on any unanswered one.
+func (e *env) count(network string, port, n int) map[string]int {
+	e.t.Helper()
+	out := map[string]int{}
+	for i := range n {
+		name, err := e.who(netlab.HostClient, network, port)
+		if err != nil {
+			e.t.Fatalf("%s :%d attempt %d: %v", network, port, i, err)
+		}
+		out[name]++
+	}
+	return out
+}
+
+// metric returns the value of the series whose line starts with series
+// (name and labels exactly as exposed), or -1 when absent.
+func (e *env) metric(series string) float64 {
+	e.t.Helper()
+	text, err := e.xlbd.Metrics()
+	if err != nil {
+		e.t.Fatalf("reading metrics: %v", err)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// waitMetric waits until series has value want.
+func (e *env) waitMetric(series string, want float64, limit time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		got := e.metric(series)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s = %v after %v, want %v", series, got, limit, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
