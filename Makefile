@@ -48,8 +48,12 @@ check-lab:
 run: build
 	$(BIN)/xlb-bench demo --xlbd $(BIN)/xlbd
 
-bench: build
-	$(BIN)/xlb-bench standard --out bench/RESULTS.md
+# Micro-benchmarks of the pick and lookup paths (bench/RESULTS.md records
+# them with the machine and date). The side-by-side scenarios join here as
+# xlb-bench grows them.
+bench:
+	@mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dataplane/pool/ ./dataplane/acl/ | tee bench/out/micro.txt
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
