@@ -38,6 +38,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout)
+	case "http":
+		err = runHTTP(ctx, args[1:], stdout)
+	case "tcp":
+		err = runTCP(ctx, args[1:], stdout)
+	case "udp":
+		err = runUDP(ctx, args[1:], stdout)
+	case "xdp":
+		err = runXDP(ctx, args[1:], stdout)
+	case "scenario":
+		err = runScenario(ctx, args[1:], stdout)
 	case "demo":
 		err = runDemo(ctx, args[1:], stdout)
 	case "lab":
