@@ -227,14 +227,23 @@ func (d *decoder) mergeSources(path string, v *yaml.Node) []entry {
 	return nil
 }
 
-// message decodes a mapping into a JSON object of md's fields.
-func (d *decoder) message(path string, n *yaml.Node, md protoreflect.MessageDescriptor) (map[string]any, bool) {
+// mapping resolves aliases and requires a mapping node.
+func (d *decoder) mapping(path string, n *yaml.Node) (*yaml.Node, bool) {
 	n, ok := d.enter(n)
 	if !ok {
 		return nil, false
 	}
 	if n.Kind != yaml.MappingNode {
 		d.fail(path, n.Line, "", "mapping expected, got %s", describe(n))
+		return nil, false
+	}
+	return n, true
+}
+
+// message decodes a mapping into a JSON object of md's fields.
+func (d *decoder) message(path string, n *yaml.Node, md protoreflect.MessageDescriptor) (map[string]any, bool) {
+	n, ok := d.mapping(path, n)
+	if !ok {
 		return nil, false
 	}
 	obj := map[string]any{}
@@ -329,12 +338,8 @@ func (d *decoder) listField(path string, n *yaml.Node, fd protoreflect.FieldDesc
 }
 
 func (d *decoder) mapField(path string, n *yaml.Node, fd protoreflect.FieldDescriptor) (any, bool) {
-	n, ok := d.enter(n)
+	n, ok := d.mapping(path, n)
 	if !ok {
-		return nil, false
-	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(path, n.Line, "", "mapping expected, got %s", describe(n))
 		return nil, false
 	}
 	obj := map[string]any{}
