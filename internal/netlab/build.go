@@ -142,6 +142,11 @@ func (l *Lab) setupLinks(_ context.Context, topo Topology) error {
 					return fmt.Errorf("veth %s: enslave to %s: %w", what, end.e.Master, err)
 				}
 			}
+			if topo.NoTxChecksum {
+				if err := l.Do(end.e.Host, func() error { return txChecksumOff(end.e.Name) }); err != nil {
+					return fmt.Errorf("veth %s: tx checksum offload off: %w", what, err)
+				}
+			}
 			if err := end.h.nl.LinkSetUp(link); err != nil {
 				return fmt.Errorf("veth %s: up: %w", what, err)
 			}

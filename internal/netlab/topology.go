@@ -15,6 +15,12 @@ import (
 type Topology struct {
 	Hosts []Host
 	Links []Link
+	// NoTxChecksum turns off transmit checksum offload on every veth end.
+	// A veth hands locally sent packets over with a partial checksum; an XDP
+	// program that redirects such a frame passes it on unfinished, and the
+	// receiver drops it. Real NICs never see forwarded traffic that way, so
+	// only labs that exercise XDP redirects need this.
+	NoTxChecksum bool
 }
 
 // Host is one network namespace. Loopback is always brought up.

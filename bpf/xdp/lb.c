@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * lb.c: xlb's XDP load balancer for tcp and udp listeners (NAT mode).
+ *
+ * client -> VIP:port: a tracked flow is rewritten to its backend and routed
+ * (bpf_fib_lookup); a new one passes access control and the listener's
+ * state, gets a backend (persistence, then the scheduler) and two flow
+ * entries, one per direction. backend -> client: the reply entry rewrites
+ * the source back to VIP:port and sends the frame out of the interface the
+ * client's packets came in on, to the hop they came from, whatever the
+ * routing table says (symmetric return). Everything else goes to the kernel.
+ */
+#include "common.h"
+#include "parse.h"
+#include "lb_structs.h"
+#include "lb_maps.h"
+#include "lb_nat.h"
+#include "lb_sched.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline struct lstats *lstats_of(__u32 lid)
+{
+	return bpf_map_lookup_elem(&listener_stats, &lid);
+}
+
+static __always_inline int count_drop(__u32 lid, __u32 reason, int verdict)
+{
+	struct lstats *s = lstats_of(lid);
+
+	if (s && reason < R_MAX)
+		s->reasons[reason]++;
+	return verdict;
+}
+
+static __always_inline struct gstats *gstats(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&global_stats, &zero);
+}
+
+/* tcp_flags returns the flags byte of a tcp packet (0 for udp). */
+static __always_inline __u8 tcp_flags(struct packet *pkt, void *end)
+{
+	struct tcphdr *th = pkt->l4;
+
+	if (pkt->l4_proto != IPPROTO_TCP || (void *)(th + 1) > end)
+		return 0;
+	return ((__u8 *)th)[13];
+}
+
+/* track updates a flow entry with a packet of its direction. */
+static __always_inline void track(struct flow *f, __u8 flags, __u64 now)
+{
+	__u32 ff = f->flags;
+
+	f->last_seen = now;
+	if (flags & TCP_FLAG_RST)
+		ff |= FF_RST;
+	if (flags & TCP_FLAG_FIN)
+		ff |= FF_FIN;
+	if ((flags & TCP_FLAG_ACK) && !(flags & TCP_FLAG_SYN))
+		ff |= FF_ESTABLISHED;
+	if (ff != f->flags)
+		f->flags = ff;
+}
+
+/* forward sends a packet of a tracked flow on. */
+static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struct flow *f, __u64 now)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = pkt->l3;
+	__u32 len = ctx->data_end - ctx->data;
+	__u32 reason = R_MAX;
+
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	track(f, tcp_flags(pkt, end), now);
+	if (ttl_expired(iph))
+		return XDP_PASS;
+	if (rewrite_tuple(pkt, end, f) < 0)
+		return XDP_DROP;
+	ttl_decrement(iph);
+
+	struct lstats *s = lstats_of(f->listener);
+	if (f->flags & FF_REPLY) {
+		if (s) {
+			s->pkts_out++;
+			s->bytes_out += len;
+		}
+		int v = send_to_hop(pkt, data, end, f);
+		return v < 0 ? XDP_DROP : v;
+	}
+	if (s) {
+		s->pkts_in++;
+		s->bytes_in += len;
+	}
+	__u32 bid = f->backend;
+	struct bstats *bs = bpf_map_lookup_elem(&backend_stats, &bid);
+	if (bs) {
+		bs->pkts++;
+		bs->bytes += len;
+	}
+	int v = send_routed(ctx, pkt, data, end, &reason);
+	if (v < 0)
+		return XDP_DROP;
+	if (reason != R_MAX)
+		count_drop(f->listener, reason, 0);
+	return v;
+}
+
+/* acl_allows applies the listener's access list to the client address. */
+static __always_inline int acl_allows(const struct listener *l, __u32 lid, __be32 saddr)
+{
+	if (!(l->flags & (LF_ACL_ALLOW | LF_ACL_DENY)))
+		return 1;
+	struct acl_key k = {.prefixlen = 64, .listener = lid, .addr = saddr};
+	int listed = bpf_map_lookup_elem(&acl, &k) != NULL;
+	return (l->flags & LF_ACL_ALLOW) ? listed : !listed;
+}
+
+/* new_flow creates the two entries of a new connection and forwards its
+ * first packet. */
+static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, struct flow_key *k,
+				    const struct listener *l, __u32 lid, __u64 now)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u8 flags = tcp_flags(pkt, end);
+	__u32 bid;
+
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	if (l->flags & LF_STOPPED)
+		return count_drop(lid, R_STOPPED, XDP_DROP);
+	if (!acl_allows(l, lid, k->saddr))
+		return count_drop(lid, R_ACL, XDP_DROP);
+	if (k->proto == IPPROTO_TCP && !(flags & TCP_FLAG_SYN) && !(l->flags & LF_ANY_PKT))
+		return count_drop(lid, R_NO_FLOW, XDP_DROP);
+	if (pick_backend(l, lid, k, now, &bid) < 0)
+		return count_drop(lid, R_NO_BACKEND, XDP_DROP);
+	struct backend *b = bpf_map_lookup_elem(&backends, &bid);
+	if (!b)
+		return count_drop(lid, R_NO_BACKEND, XDP_DROP);
+
+	struct flow fwd = {
+		.last_seen = now,
+		.new_saddr = k->saddr,
+		.new_daddr = b->addr,
+		.new_sport = k->sport,
+		.new_dport = b->port,
+		.flags = (flags & TCP_FLAG_SYN) ? FF_SYN : 0,
+		.backend = bid,
+		.listener = lid,
+	};
+	struct flow rev = {
+		.last_seen = now,
+		.new_saddr = k->daddr,
+		.new_daddr = k->saddr,
+		.new_sport = k->dport,
+		.new_dport = k->sport,
+		.flags = FF_REPLY,
+		.backend = bid,
+		.listener = lid,
+		.ifindex = ctx->ingress_ifindex,
+	};
+	__builtin_memcpy(rev.hop_mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(rev.own_mac, eth->h_dest, ETH_ALEN);
+	struct flow_key rk = {
+		.saddr = b->addr,
+		.daddr = k->saddr,
+		.sport = b->port,
+		.dport = k->sport,
+		.proto = k->proto,
+	};
+
+	/* NOEXIST: two CPUs racing on one flow's first packets (a retransmitted
+	 * SYN) must not both count it; a full table refuses instead of evicting. */
+	if (bpf_map_update_elem(&flows, &rk, &rev, BPF_NOEXIST) < 0) {
+		struct flow *f = bpf_map_lookup_elem(&flows, k);
+		if (f)
+			return forward(ctx, pkt, f, now);
+		struct gstats *g = gstats();
+		if (g)
+			g->ct_full++;
+		return count_drop(lid, R_CT_FULL, XDP_DROP);
+	}
+	if (bpf_map_update_elem(&flows, k, &fwd, BPF_NOEXIST) < 0) {
+		bpf_map_delete_elem(&flows, &rk);
+		struct flow *f = bpf_map_lookup_elem(&flows, k);
+		if (f)
+			return forward(ctx, pkt, f, now);
+		return count_drop(lid, R_CT_FULL, XDP_DROP);
+	}
+	__s64 *a = bpf_map_lookup_elem(&active, &bid);
+	if (a)
+		__sync_fetch_and_add(a, 1);
+	struct lstats *s = lstats_of(lid);
+	if (s)
+		s->new_flows++;
+	struct bstats *bs = bpf_map_lookup_elem(&backend_stats, &bid);
+	if (bs)
+		bs->new_flows++;
+
+	struct flow *f = bpf_map_lookup_elem(&flows, k);
+	if (!f)
+		return XDP_DROP;
+	return forward(ctx, pkt, f, now);
+}
+
+/* fragment handles an IPv4 fragment: udp fragments to a VIP with udp
+ * listeners are dropped and counted (no flow can be found for the later
+ * fragments, and reassembly is not the fast path's job); others pass. */
+static __always_inline int fragment(struct packet *pkt, void *end)
+{
+	struct iphdr *iph = pkt->l3;
+
+	if (!iph || (void *)(iph + 1) > end || iph->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	struct svc_key sk = {.vip = iph->daddr, .port = 0, .proto = IPPROTO_UDP};
+	__u32 *lid = bpf_map_lookup_elem(&services, &sk);
+	if (!lid)
+		return XDP_PASS;
+	return count_drop(*lid, R_FRAGMENT, XDP_DROP);
+}
+
+SEC("xdp")
+int xlb_lb(struct xdp_md *ctx)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct packet pkt;
+	enum parse_verdict v = parse_packet(ctx, &pkt);
+	struct gstats *g;
+
+	if (v == PARSE_FRAGMENT && pkt.l3_proto == bpf_htons(ETH_P_IP) && pkt.vlans == 0)
+		return fragment(&pkt, end);
+	if (v != PARSE_OK) {
+		if (v != PARSE_UNSUPPORTED && (g = gstats()))
+			g->parse_fail++;
+		return XDP_PASS;
+	}
+	/* IPv4 tcp and udp without VLAN tags; the kernel handles the rest. */
+	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans ||
+	    (pkt.l4_proto != IPPROTO_TCP && pkt.l4_proto != IPPROTO_UDP))
+		goto pass;
+
+	struct iphdr *iph = pkt.l3;
+	if ((void *)(iph + 1) > end)
+		return XDP_DROP;
+	struct flow_key k = {
+		.saddr = iph->saddr,
+		.daddr = iph->daddr,
+		.sport = pkt.sport,
+		.dport = pkt.dport,
+		.proto = pkt.l4_proto,
+	};
+	__u64 now = bpf_ktime_get_ns();
+
+	struct flow *f = bpf_map_lookup_elem(&flows, &k);
+	if (f)
+		return forward(ctx, &pkt, f, now);
+
+	struct svc_key sk = {.vip = k.daddr, .port = k.dport, .proto = k.proto};
+	__u32 *lidp = bpf_map_lookup_elem(&services, &sk);
+	if (!lidp)
+		goto pass;
+	__u32 lid = *lidp;
+	struct listener *l = bpf_map_lookup_elem(&listeners, &lid);
+	if (!l)
+		goto pass;
+	if (l->flags & LF_PASS) {
+		/* http/https: the proxy in userspace serves it, after the ACL. */
+		if (!acl_allows(l, lid, k.saddr))
+			return count_drop(lid, R_ACL, XDP_DROP);
+		return XDP_PASS;
+	}
+	return new_flow(ctx, &pkt, &k, l, lid, now);
+
+pass:
+	if ((g = gstats()))
+		g->passed++;
+	return XDP_PASS;
+}
+
+/* xlb_pass lets frames through: attached to the lab's veth ends that
+ * receive redirected frames (a veth drops redirected frames unless its
+ * peer has an XDP program). */
+SEC("xdp")
+int xlb_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}

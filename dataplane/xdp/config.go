@@ -1,0 +1,126 @@
+package xdp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/pool"
+)
+
+// Mode is how the program attaches.
+type Mode uint8
+
+const (
+	// Auto tries driver mode, then generic mode.
+	Auto Mode = iota
+	Native
+	Generic
+)
+
+// Protocol of a listener.
+type Protocol uint8
+
+const (
+	TCP Protocol = 6
+	UDP Protocol = 17
+)
+
+func (p Protocol) String() string {
+	if p == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// Options are fixed for the engine's life (changing them needs a restart).
+type Options struct {
+	// Interfaces the program attaches to: the client side (uplinks) and the
+	// backend side, since replies come back through the gateway.
+	Interfaces []string
+	Mode       Mode
+	// BPFFS is the directory the maps and links are pinned under, on a
+	// bpffs mount; it is created (and bpffs mounted at /sys/fs/bpf when
+	// that is where it lives and nothing is mounted) when missing.
+	BPFFS    string
+	MaxFlows uint32
+	Timeouts Timeouts
+	// SweepInterval is how often expired flows are removed (default 1s).
+	SweepInterval time.Duration
+}
+
+// Timeouts of idle flows.
+type Timeouts struct {
+	TCPEstablished, TCPClosing, UDP time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.MaxFlows == 0 {
+		o.MaxFlows = 1 << 20
+	}
+	if o.Timeouts.TCPEstablished == 0 {
+		o.Timeouts.TCPEstablished = 900 * time.Second
+	}
+	if o.Timeouts.TCPClosing == 0 {
+		o.Timeouts.TCPClosing = 10 * time.Second
+	}
+	if o.Timeouts.UDP == 0 {
+		o.Timeouts.UDP = 300 * time.Second
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = time.Second
+	}
+}
+
+// Config is the engine's desired listeners.
+type Config struct {
+	Listeners []Listener
+}
+
+// Listener is one tcp or udp listener (or an http/https one: Pass).
+type Listener struct {
+	Name     string
+	Protocol Protocol
+	VIP      netip.Addr
+	Port     uint16
+	// Pass: an http/https listener; XDP applies its ACL and passes the
+	// packets to the kernel, where the proxy serves them.
+	Pass     bool
+	Registry *pool.Registry
+	Pool     pool.Config
+	ACL      *acl.List
+	Stopped  bool
+}
+
+type listenerKey struct {
+	proto Protocol
+	vip   netip.Addr
+	port  uint16
+}
+
+func (l *Listener) key() listenerKey { return listenerKey{l.Protocol, l.VIP, l.Port} }
+
+func (l *Listener) validate() error {
+	if !l.VIP.Is4() {
+		return fmt.Errorf("listener %s: the XDP engine serves IPv4 VIPs, not %v", l.Name, l.VIP)
+	}
+	if l.Protocol != TCP && l.Protocol != UDP {
+		return fmt.Errorf("listener %s: protocol %d", l.Name, l.Protocol)
+	}
+	if l.Pass {
+		return nil
+	}
+	if l.Registry == nil {
+		return fmt.Errorf("listener %s: no backend registry", l.Name)
+	}
+	for i, s := range l.Pool.Servers {
+		if !s.Addr.Is4() {
+			return fmt.Errorf("listener %s: servers[%d] %v: NAT mode needs IPv4 backends for an IPv4 VIP", l.Name, i, s.Addr)
+		}
+	}
+	if err := l.Pool.Validate(); err != nil {
+		return fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package xdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"go.uber.org/zap"
+
+	"github.com/xlbproject/xlb/dataplane/pool"
+)
+
+// Engine runs the XDP load balancer on the node's interfaces.
+type Engine struct {
+	log   *zap.Logger
+	opts  Options
+	objs  *lbObjects
+	links []link.Link
+
+	mu        sync.Mutex // serializes Prepare/Commit/Abort/Drain and map writes
+	listeners map[listenerKey]*xlistener
+	lids      [maxListeners]bool        // listener ids in use
+	bids      map[netip.AddrPort]uint32 // backend ids
+	bfree     []uint32                  // backend ids free for reuse
+	eligible  map[uint32][]uint32       // listener -> backend ids written to `eligible`
+
+	dirty  chan uint32 // listeners whose pool changed (health, admin)
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sweeps *sweepState
+}
+
+const (
+	maxListeners = 64    // LB_MAX_LISTENERS
+	maxBackends  = 4096  // LB_MAX_BACKENDS
+	ringSize     = 65537 // LB_RING_SIZE
+	wlcMax       = 64    // LB_WLC_MAX
+)
+
+// xlistener is one listener's state in the engine.
+type xlistener struct {
+	id     uint32
+	cfg    Listener
+	pool   *pool.Pool // nil for Pass listeners
+	unhook func()
+}
+
+// New loads the program (adopting what an earlier xlbd pinned), attaches it
+// and starts the sweeper. Drain stops the sweeper and leaves the program
+// attached; Cleanup removes it.
+func New(opts Options, log *zap.Logger) (*Engine, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	opts.defaults()
+	if len(opts.Interfaces) == 0 {
+		return nil, errors.New("xdp: no interfaces to attach to")
+	}
+	if err := ensureBPFFS(opts.BPFFS); err != nil {
+		return nil, err
+	}
+	objs, err := loadObjects(opts.BPFFS, opts.MaxFlows)
+	if err != nil {
+		return nil, err
+	}
+	links, err := attachAll(objs.XlbLb, opts.BPFFS, opts.Interfaces, opts.Mode)
+	if err != nil {
+		_ = objs.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		log: log, opts: opts, objs: objs, links: links,
+		listeners: map[listenerKey]*xlistener{},
+		bids:      map[netip.AddrPort]uint32{},
+		eligible:  map[uint32][]uint32{},
+		dirty:     make(chan uint32, maxListeners),
+		cancel:    cancel,
+		sweeps:    newSweepState(),
+	}
+	if err := e.adopt(); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.sweepLoop(ctx) }()
+	go func() { defer e.wg.Done(); e.rewriteLoop(ctx) }()
+	log.Info("xdp attached", zap.Strings("interfaces", opts.Interfaces), zap.String("bpffs", opts.BPFFS),
+		zap.Uint32("max_flows", opts.MaxFlows))
+	return e, nil
+}
+
+// adopt reads the listener and backend ids a previous xlbd left in the
+// pinned maps, so the flows it created keep their meaning.
+func (e *Engine) adopt() error {
+	var l lbListener
+	for id := uint32(0); id < maxListeners; id++ {
+		if err := e.objs.Listeners.Lookup(id, &l); err != nil {
+			return fmt.Errorf("reading pinned listeners: %w", err)
+		}
+		if l.Vip == 0 {
+			continue
+		}
+		k := listenerKey{Protocol(l.Proto), addrOf(l.Vip), portOf(l.Port)}
+		e.lids[id] = true
+		// A placeholder until the first Commit says what it is now.
+		e.listeners[k] = &xlistener{id: id, cfg: Listener{Name: "adopted", Protocol: k.proto, VIP: k.vip, Port: k.port, Pass: true}}
+	}
+	var b lbBackend
+	var free []uint32
+	for id := uint32(0); id < maxBackends; id++ {
+		if err := e.objs.Backends.Lookup(id, &b); err != nil {
+			return fmt.Errorf("reading pinned backends: %w", err)
+		}
+		if b.Addr == 0 {
+			free = append(free, id)
+			continue
+		}
+		e.bids[netip.AddrPortFrom(addrOf(b.Addr), portOf(b.Port))] = id
+	}
+	// Hand out low ids first.
+	for i := len(free) - 1; i >= 0; i-- {
+		e.bfree = append(e.bfree, free[i])
+	}
+	return nil
+}
+
+// Change is a prepared configuration.
+type Change struct {
+	e      *Engine
+	keep   map[listenerKey]*xlistener // listeners kept, with their new cfg
+	fresh  map[listenerKey]*pool.Pool // new pools (Abort closes them)
+	update map[listenerKey]pool.Config
+	cfgs   map[listenerKey]Listener
+	done   bool
+}
+
+// Prepare validates cfg against the engine's limits and builds new pools.
+func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := &Change{e: e, keep: map[listenerKey]*xlistener{}, fresh: map[listenerKey]*pool.Pool{},
+		update: map[listenerKey]pool.Config{}, cfgs: map[listenerKey]Listener{}}
+	newIDs := 0
+	servers := map[netip.AddrPort]bool{}
+	for i := range cfg.Listeners {
+		l := cfg.Listeners[i]
+		if err := l.validate(); err != nil {
+			ch.abortLocked()
+			return nil, err
+		}
+		k := l.key()
+		if _, dup := ch.cfgs[k]; dup {
+			ch.abortLocked()
+			return nil, fmt.Errorf("listener %s: %s %v:%d is configured twice", l.Name, l.Protocol, l.VIP, l.Port)
+		}
+		ch.cfgs[k] = l
+		if err := checkLimits(&l); err != nil {
+			ch.abortLocked()
+			return nil, err
+		}
+		for _, s := range l.Pool.Servers {
+			servers[netip.AddrPortFrom(s.Addr, s.Port)] = true
+		}
+		old := e.listeners[k]
+		if old == nil {
+			newIDs++
+		}
+		if l.Pass {
+			continue
+		}
+		pc := l.Pool
+		pc.Persistence = 0 // persistence lives in the BPF map
+		if old != nil && old.pool != nil && old.cfg.Registry == l.Registry {
+			ch.update[k] = pc
+			continue
+		}
+		p, err := pool.New(l.Registry, pc)
+		if err != nil {
+			ch.abortLocked()
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		ch.fresh[k] = p
+	}
+	inUse := 0
+	for k := range e.listeners {
+		if _, keep := ch.cfgs[k]; keep {
+			inUse++
+		}
+	}
+	if inUse+newIDs > maxListeners {
+		ch.abortLocked()
+		return nil, fmt.Errorf("xdp: %d tcp/udp/http listeners, at most %d per node", inUse+newIDs, maxListeners)
+	}
+	if len(servers) > maxBackends {
+		ch.abortLocked()
+		return nil, fmt.Errorf("xdp: %d distinct backends, at most %d per node", len(servers), maxBackends)
+	}
+	return ch, nil
+}
+
+func checkLimits(l *Listener) error {
+	n := len(l.Pool.Servers)
+	switch {
+	case l.Pool.Scheduler == pool.Maglev && n > 655:
+		return fmt.Errorf("listener %s: maglev in XDP serves at most 655 backends (a %d-slot table), not %d", l.Name, ringSize, n)
+	case l.Pool.Scheduler == pool.WLC && n > wlcMax:
+		return fmt.Errorf("listener %s: wlc in XDP serves at most %d backends, not %d", l.Name, wlcMax, n)
+	}
+	return nil
+}
+
+// Commit writes the configuration into the maps. Flows already tracked keep
+// their backend; new flows see the new listeners and rings.
+func (ch *Change) Commit() {
+	e := ch.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ch.done {
+		return
+	}
+	ch.done = true
+	for k, x := range e.listeners {
+		if _, keep := ch.cfgs[k]; !keep {
+			e.removeListener(k, x)
+		}
+	}
+	for k, cfg := range ch.cfgs {
+		x := e.listeners[k]
+		if x == nil {
+			x = &xlistener{id: e.allocListener()}
+			e.listeners[k] = x
+		}
+		if p, ok := ch.fresh[k]; ok {
+			if x.unhook != nil {
+				x.unhook()
+			}
+			if x.pool != nil {
+				x.pool.Close()
+			}
+			x.pool = p
+			id := x.id
+			x.unhook = p.OnChange(func() { e.markDirty(id) })
+		} else if pc, ok := ch.update[k]; ok {
+			if err := x.pool.Update(pc); err != nil {
+				e.log.Error("xdp: pool update failed", zap.String("listener", cfg.Name), zap.Error(err))
+			}
+		} else if cfg.Pass && x.pool != nil {
+			x.unhook()
+			x.pool.Close()
+			x.pool, x.unhook = nil, nil
+		}
+		x.cfg = cfg
+		if err := e.writeListener(x); err != nil {
+			e.log.Error("xdp: writing listener", zap.String("listener", cfg.Name), zap.Error(err))
+		}
+	}
+	e.gcBackends()
+}
+
+// Abort releases what Prepare built.
+func (ch *Change) Abort() {
+	ch.e.mu.Lock()
+	defer ch.e.mu.Unlock()
+	ch.abortLocked()
+}
+
+func (ch *Change) abortLocked() {
+	if ch.done {
+		return
+	}
+	ch.done = true
+	for _, p := range ch.fresh {
+		p.Close()
+	}
+}
+
+func (e *Engine) allocListener() uint32 {
+	for id := range e.lids {
+		if !e.lids[id] {
+			e.lids[id] = true
+			return uint32(id)
+		}
+	}
+	panic("xdp: listener ids exhausted after Prepare checked the limit")
+}
+
+func (e *Engine) markDirty(id uint32) {
+	select {
+	case e.dirty <- id:
+	default: // full: every listener is already queued at least once
+	}
+}
+
+// rewriteLoop rewrites the rings of listeners whose pool changed.
+func (e *Engine) rewriteLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-e.dirty:
+			e.mu.Lock()
+			for _, x := range e.listeners {
+				if x.id == id && x.pool != nil {
+					if err := e.writeRing(x); err != nil {
+						e.log.Error("xdp: rewriting ring", zap.String("listener", x.cfg.Name), zap.Error(err))
+					}
+				}
+			}
+			e.mu.Unlock()
+		}
+	}
+}
+
+// Drain stops the engine's goroutines and closes its handles. The program
+// stays attached and the maps pinned, so flows keep being forwarded while
+// xlbd restarts; Cleanup detaches.
+func (e *Engine) Drain(context.Context) {
+	e.cancel()
+	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, x := range e.listeners {
+		if x.unhook != nil {
+			x.unhook()
+		}
+		if x.pool != nil {
+			x.pool.Close()
+		}
+	}
+	e.close()
+}
+
+func (e *Engine) close() {
+	for _, l := range e.links {
+		_ = l.Close()
+	}
+	_ = e.objs.Close()
+}
+
+// Objects exposes the maps and program to tests in this package and to the
+// benchmarks (BPF_PROG_TEST_RUN).
+func (e *Engine) Program() *ebpf.Program { return e.objs.XlbLb }

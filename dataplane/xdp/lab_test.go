@@ -1,0 +1,236 @@
+package xdp
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/bench/serve"
+	"github.com/xlbproject/xlb/dataplane/pool"
+	"github.com/xlbproject/xlb/internal/labsvc"
+	"github.com/xlbproject/xlb/internal/netlab"
+)
+
+// privateBPFFS mounts a bpffs instance owned by the test.
+func privateBPFFS(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mounting bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return filepath.Join(dir, "xlb")
+}
+
+// attachPass puts an XDP_PASS program on the lab's veth ends that receive
+// redirected frames: a veth drops redirected frames unless its peer has XDP.
+func attachPass(t *testing.T, lab *netlab.Lab, ends map[string]string) {
+	t.Helper()
+	spec, err := loadLb()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := ebpf.NewProgram(spec.Programs["xlb_pass"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	for host, ifname := range ends {
+		err := lab.Do(host, func() error {
+			ifc, err := net.InterfaceByName(ifname)
+			if err != nil {
+				return err
+			}
+			l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index})
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { l.Close() })
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("pass program on %s/%s: %v", host, ifname, err)
+		}
+	}
+}
+
+type xdpLab struct {
+	t        *testing.T
+	lab      *netlab.Lab
+	backends *labsvc.Backends
+	bpffs    string
+	reg      *pool.Registry
+	ifaces   []string
+}
+
+func newXDPLab(t *testing.T, topo netlab.Topology, ifaces []string, passEnds map[string]string) *xdpLab {
+	topo.NoTxChecksum = true
+	lab := netlab.New(t, topo)
+	bs, err := labsvc.StartBackends(context.Background(), lab, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	attachPass(t, lab, passEnds)
+	return &xdpLab{t: t, lab: lab, backends: bs, bpffs: privateBPFFS(t), reg: pool.NewRegistry(), ifaces: ifaces}
+}
+
+// start runs an engine in the gateway namespace.
+func (x *xdpLab) start() *Engine {
+	x.t.Helper()
+	var e *Engine
+	err := x.lab.Do(netlab.HostGateway, func() error {
+		var err error
+		e, err = New(Options{Interfaces: x.ifaces, BPFFS: x.bpffs, MaxFlows: 4096}, nil)
+		return err
+	})
+	if err != nil {
+		x.t.Fatalf("starting the XDP engine: %v", err)
+	}
+	return e
+}
+
+func (x *xdpLab) config(wrr map[int]int) Config {
+	vip := netip.MustParseAddr(netlab.VIP)
+	var servers func(port uint16) []pool.Server = func(port uint16) []pool.Server {
+		var out []pool.Server
+		for i := 1; i <= 3; i++ {
+			w := 100
+			if wrr != nil {
+				w = wrr[i]
+			}
+			out = append(out, pool.Server{Addr: netip.MustParseAddr(netlab.BackendIP(i)), Port: port, Weight: w})
+		}
+		return out
+	}
+	return Config{Listeners: []Listener{
+		{Name: "lb/tcp/7000", Protocol: TCP, VIP: vip, Port: 7000, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.WRR, Servers: servers(labsvc.TCPPort)}},
+		{Name: "lb/udp/7001", Protocol: UDP, VIP: vip, Port: 7001, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.RR, Servers: servers(labsvc.UDPPort)}},
+		{Name: "lb/tcp/8080", Protocol: TCP, VIP: vip, Port: 8080, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.RR, Servers: servers(labsvc.HTTPPort)}},
+	}}
+}
+
+func apply(t *testing.T, e *Engine, cfg Config) {
+	t.Helper()
+	ch, err := e.Prepare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Commit()
+}
+
+func (x *xdpLab) who(host, network string, port int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := x.lab.Dial(ctx, host, network, net.JoinHostPort(netlab.VIP, strconv.Itoa(port)))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if network == "udp" {
+		return serve.WhoAmIUDP(ctx, c)
+	}
+	return serve.WhoAmITCP(ctx, c)
+}
+
+func (x *xdpLab) count(host, network string, port, n int) map[string]int {
+	x.t.Helper()
+	out := map[string]int{}
+	for i := range n {
+		name, err := x.who(host, network, port)
+		if err != nil {
+			x.t.Fatalf("%s %d, attempt %d: %v", network, port, i, err)
+		}
+		out[name]++
+	}
+	return out
+}
+
+func TestXDPForwardsThroughTheVIP(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	t.Cleanup(func() { e.Drain(context.Background()) })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e)
+	apply(t, e, x.config(map[int]int{1: 100, 2: 100, 3: 50}))
+
+	if got := x.count(netlab.HostClient, "tcp", 7000, 50); got["be1"] != 20 || got["be2"] != 20 || got["be3"] != 10 {
+		t.Errorf("50 TCP connections with weights 100/100/50 went %v, want 20/20/10", got)
+	}
+	if got := x.count(netlab.HostClient, "udp", 7001, 30); got["be1"] != 10 || got["be2"] != 10 || got["be3"] != 10 {
+		t.Errorf("30 UDP flows with rr went %v, want 10 each", got)
+	}
+
+	// NAT mode: the backend sees the client's own address.
+	hc := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: x.lab.Dialer(netlab.HostClient), DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + netlab.VIP + ":8080/headers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var hdrs map[string][]string
+	if err := json.Unmarshal(body, &hdrs); err != nil {
+		t.Fatalf("/headers: %v: %s", err, body)
+	}
+	if ra := hdrs[serve.HeadersKeyRemoteAddr]; len(ra) == 0 || netip.MustParseAddrPort(ra[0]).Addr().String() != netlab.ClientIP {
+		t.Errorf("backend saw the client as %v, want %s", ra, netlab.ClientIP)
+	}
+
+	// A backend taken out (health down) gets no new flows.
+	x.reg.Lookup(pool.BackendID(netip.MustParseAddr(netlab.BackendIP(2)), labsvc.TCPPort)).SetUp(false)
+	time.Sleep(200 * time.Millisecond) // the ring rewrite runs on the engine's goroutine
+	if got := x.count(netlab.HostClient, "tcp", 7000, 30); got["be2"] != 0 {
+		t.Errorf("with be2 down, 30 connections went %v, want none to be2", got)
+	}
+
+	if got := gathered(t, reg, "xlb_xdp_new_flows_total", "lb/tcp/7000"); got != 80 {
+		t.Errorf("xlb_xdp_new_flows_total{listener=lb/tcp/7000} = %v, want 80", got)
+	}
+	if got := gathered(t, reg, "xlb_xdp_new_flows_total", "lb/udp/7001"); got != 30 {
+		t.Errorf("xlb_xdp_new_flows_total{listener=lb/udp/7001} = %v, want 30", got)
+	}
+}
+
+// gathered returns the value of the series of name whose listener label is
+// listener.
+func gathered(t *testing.T, reg *prometheus.Registry, name, listener string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "listener" && l.GetValue() == listener {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
