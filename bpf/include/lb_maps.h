@@ -74,9 +74,11 @@ struct {
 	__type(value, __u8);
 } acl SEC(".maps");
 
-/* rr_cursor: the ring position of each listener, per CPU. */
+/* rr_cursor: the ring position of each listener, shared by all CPUs and
+ * advanced atomically: rr and wrr promise exact turns, and only a flow's
+ * first packet pays for the shared cache line. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_LISTENERS);
 	__type(key, __u32);
 	__type(value, __u32);

@@ -68,7 +68,7 @@ static __always_inline int pick_wlc(const struct listener *l, __u32 lid, __u32 *
 
 	if (!cur || n == 0 || n > LB_WLC_MAX)
 		return -1;
-	start = (*cur)++ % n;
+	start = __sync_fetch_and_add(cur, 1) % n;
 	/* Verifier: a constant bound; the live length ends it early. */
 	for (__u32 i = 0; i < LB_WLC_MAX; i++) {
 		if (i >= n)
@@ -126,7 +126,7 @@ static __always_inline int pick_backend(const struct listener *l, __u32 lid, con
 			__u32 *cur = bpf_map_lookup_elem(&rr_cursor, &lid);
 			if (!cur)
 				return -1;
-			idx = (*cur)++ % l->ring_len;
+			idx = __sync_fetch_and_add(cur, 1) % l->ring_len;
 		}
 		err = ring_at(lid, idx, out);
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xlbproject/xlb/controlplane/config"
+	"github.com/xlbproject/xlb/dataplane/xdp"
 	"github.com/xlbproject/xlb/internal/buildinfo"
 	"github.com/xlbproject/xlb/internal/daemon"
 	"github.com/xlbproject/xlb/internal/logging"
@@ -26,6 +27,8 @@ const usage = `xlbd: the xlb load balancer and NAT gateway daemon
 Usage:
   xlbd run [--config FILE] [flags]   run the daemon (no file: the embedded demo configuration)
   xlbd validate FILE...              check configuration files; exit 1 listing every error
+  xlbd cleanup [--bpffs DIR]         detach the XDP program and remove its pinned maps
+                                     (every flow the fast path tracks is dropped)
   xlbd version                       print the version
 
 Signals: SIGHUP reloads the configuration file; SIGTERM or SIGINT drains and exits.
@@ -45,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(args[1:], stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "cleanup":
+		return cleanup(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "xlbd %s (%s)\n", buildinfo.Version, buildinfo.GoVersion())
 		return 0
@@ -90,6 +95,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	metrics := fs.String("metrics-listen", "", "override node.metrics.listen (HOST:PORT or off)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for open connections")
+	bpffs := fs.String("bpffs", daemon.DefaultBPFFS, "where the XDP maps and links are pinned (kept across restarts)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -101,7 +107,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 
 	d, err := daemon.New(daemon.Options{
-		ConfigPath: *configPath, MetricsListen: *metrics, DrainTimeout: *drain, Log: log,
+		ConfigPath: *configPath, MetricsListen: *metrics, DrainTimeout: *drain, BPFFS: *bpffs, Log: log,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
@@ -128,6 +134,27 @@ func runDaemon(args []string, stderr io.Writer) int {
 	if err := d.Run(ctx); err != nil {
 		log.Error("xlbd failed", zap.Error(err))
 		return 1
+	}
+	return 0
+}
+
+func cleanup(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xlbd cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bpffs := fs.String("bpffs", daemon.DefaultBPFFS, "the pin directory xlbd run used")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	removed, err := xdp.Cleanup(*bpffs)
+	for _, r := range removed {
+		fmt.Fprintln(stdout, "removed", r)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "xlbd cleanup:", err)
+		return 1
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(stdout, "nothing pinned under", *bpffs)
 	}
 	return 0
 }

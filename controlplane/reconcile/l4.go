@@ -10,14 +10,18 @@ import (
 	"github.com/xlbproject/xlb/dataplane/l4"
 )
 
-// L4 drives the userspace layer-4 engine: every tcp and udp listener.
+// L4 drives the userspace layer-4 engine: the tcp and udp listeners the
+// XDP engine does not serve.
 type L4 struct {
-	engine   *l4.Engine
-	backends *Backends
+	engine    *l4.Engine
+	backends  *Backends
+	placement Placement
 }
 
 // NewL4 adapts engine, building its pools from backends.
-func NewL4(engine *l4.Engine, backends *Backends) *L4 { return &L4{engine: engine, backends: backends} }
+func NewL4(engine *l4.Engine, backends *Backends, placement Placement) *L4 {
+	return &L4{engine: engine, backends: backends, placement: placement}
+}
 
 func (a *L4) Name() string { return "l4" }
 
@@ -26,16 +30,16 @@ func (a *L4) Drain(ctx context.Context) { a.engine.Drain(ctx) }
 
 // Prepare compiles the tcp and udp listeners and stages them.
 func (a *L4) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
-	lc, err := CompileL4(cfg, a.backends)
+	lc, err := CompileL4(cfg, a.backends, a.placement)
 	if err != nil {
 		return nil, err
 	}
 	return a.engine.Prepare(ctx, lc)
 }
 
-// CompileL4 turns the configuration's tcp and udp listeners into the
-// userspace engine's values.
-func CompileL4(cfg *xlbv1.Config, backends *Backends) (l4.Config, error) {
+// CompileL4 turns the configuration's tcp and udp listeners that XDP does
+// not serve into the userspace engine's values.
+func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement) (l4.Config, error) {
 	var out l4.Config
 	for i, lb := range cfg.GetLoadBalancers() {
 		vip, err := netip.ParseAddr(lb.GetAddress())
@@ -50,6 +54,9 @@ func CompileL4(cfg *xlbv1.Config, backends *Backends) (l4.Config, error) {
 			case xlbv1.Protocol_udp:
 				proto = l4.UDP
 			default:
+				continue
+			}
+			if placement.inXDP(vip.Unmap(), l) {
 				continue
 			}
 			path := fmt.Sprintf("load_balancers[%d].listeners[%d]", i, j)

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
@@ -34,31 +32,17 @@ func privateBPFFS(t *testing.T) string {
 	return filepath.Join(dir, "xlb")
 }
 
-// attachPass puts an XDP_PASS program on the lab's veth ends that receive
-// redirected frames: a veth drops redirected frames unless its peer has XDP.
+// attachPass puts the pass program on the lab's veth ends that receive
+// redirected frames.
 func attachPass(t *testing.T, lab *netlab.Lab, ends map[string]string) {
 	t.Helper()
-	spec, err := loadLb()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := ebpf.NewProgram(spec.Programs["xlb_pass"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prog.Close() })
 	for host, ifname := range ends {
 		err := lab.Do(host, func() error {
-			ifc, err := net.InterfaceByName(ifname)
-			if err != nil {
-				return err
+			c, err := AttachPass(ifname)
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
 			}
-			l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index})
-			if err != nil {
-				return err
-			}
-			t.Cleanup(func() { l.Close() })
-			return nil
+			return err
 		})
 		if err != nil {
 			t.Fatalf("pass program on %s/%s: %v", host, ifname, err)
@@ -233,4 +217,79 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, listener string) flo
 		}
 	}
 	return -1
+}
+
+func TestXDPRepliesLeaveThroughTheUplinkTheyCameIn(t *testing.T) {
+	// gw's only default route is via rtrA: without symmetric return, a reply
+	// to clientB would leave through rtrA and be lost.
+	x := newXDPLab(t, netlab.TwoUplinks(3),
+		[]string{netlab.IfaceGatewayUpA, netlab.IfaceGatewayUpB, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostRouterA: netlab.IfaceRouterUp, netlab.HostRouterB: netlab.IfaceRouterUp, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	t.Cleanup(func() { e.Drain(context.Background()) })
+	apply(t, e, x.config(nil))
+	for _, host := range []string{netlab.HostClientA, netlab.HostClientB} {
+		if got := x.count(host, "tcp", 7000, 9); len(got) != 3 {
+			t.Errorf("9 TCP connections from %s went %v, want all three backends", host, got)
+		}
+		if got := x.count(host, "udp", 7001, 6); len(got) != 3 {
+			t.Errorf("6 UDP flows from %s went %v, want all three backends", host, got)
+		}
+	}
+}
+
+func TestXDPFlowsSurviveARestart(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	apply(t, e, x.config(nil))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vip := func(port int) string { return net.JoinHostPort(netlab.VIP, strconv.Itoa(port)) }
+	tc, err := x.lab.Dial(ctx, netlab.HostClient, "tcp", vip(7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	uc, err := x.lab.Dial(ctx, netlab.HostClient, "udp", vip(7001))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	if _, err := serve.WhoAmITCP(ctx, tc); err != nil {
+		t.Fatal(err)
+	}
+	udpName, err := serve.WhoAmIUDP(ctx, uc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := func(stage string) {
+		t.Helper()
+		msg := []byte("still here " + stage + "\n")
+		if _, err := tc.Write(msg); err != nil {
+			t.Fatalf("%s: tcp write: %v", stage, err)
+		}
+		buf := make([]byte, len(msg))
+		_ = tc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.ReadFull(tc, buf); err != nil || string(buf) != string(msg) {
+			t.Fatalf("%s: the TCP connection broke: %q %v", stage, buf, err)
+		}
+		if name, err := serve.WhoAmIUDP(ctx, uc); err != nil || name != udpName {
+			t.Fatalf("%s: the UDP flow answered %q (%v), want %q", stage, name, err, udpName)
+		}
+	}
+
+	e.Drain(context.Background()) // xlbd stops: the program stays attached
+	echo("while xlbd is down")
+
+	e2 := x.start() // a new xlbd adopts the pinned maps
+	t.Cleanup(func() { e2.Drain(context.Background()) })
+	echo("after the restart, before the first apply")
+	apply(t, e2, x.config(nil))
+	echo("after the restart")
+	if got := x.count(netlab.HostClient, "tcp", 7000, 6); len(got) != 3 {
+		t.Errorf("new connections after the restart went %v, want all three backends", got)
+	}
 }

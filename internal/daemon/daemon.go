@@ -29,7 +29,10 @@ type Options struct {
 	MetricsListen string
 	// DrainTimeout bounds how long shutdown waits for open connections.
 	DrainTimeout time.Duration
-	Log          *zap.Logger
+	// BPFFS is where the XDP engine pins its maps and links (default
+	// /sys/fs/bpf/xlb); a restart finds its flows there.
+	BPFFS string
+	Log   *zap.Logger
 }
 
 // Daemon is one running xlbd.
@@ -47,6 +50,9 @@ type Daemon struct {
 	running  atomic.Bool
 	initial  *xlbv1.Config
 }
+
+// DefaultBPFFS is where the XDP engine's pins live unless --bpffs says.
+const DefaultBPFFS = "/sys/fs/bpf/xlb"
 
 // Engine is a data-plane engine as the daemon holds it: the reconciler drives
 // its configuration, the daemon its lifetime.
@@ -66,6 +72,9 @@ func New(opts Options) (*Daemon, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	if opts.BPFFS == "" {
+		opts.BPFFS = DefaultBPFFS
+	}
 	cfg, err := loadConfig(opts.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -84,7 +93,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 
 	// Engines last: they start goroutines that only Run's drain stops.
-	d.engines, err = buildEngines(d.registry, d.log)
+	d.engines, err = buildEngines(cfg.GetNode(), opts, d.registry, d.log)
 	if err != nil {
 		d.closeOps()
 		return nil, err

@@ -7,29 +7,91 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/reconcile"
 	"github.com/xlbproject/xlb/dataplane/health"
 	"github.com/xlbproject/xlb/dataplane/l4"
+	"github.com/xlbproject/xlb/dataplane/l7"
+	"github.com/xlbproject/xlb/dataplane/xdp"
 )
 
-// buildEngines creates the data-plane engines this build has, in apply
-// order. Health comes last so that its first verdicts reach the pools the
-// other engines have just built.
-func buildEngines(reg prometheus.Registerer, log *zap.Logger) ([]Engine, error) {
+// buildEngines creates the data-plane engines, in apply order. Health comes
+// last so that its first verdicts reach the pools the other engines have
+// just built.
+func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log *zap.Logger) ([]Engine, error) {
 	backends := reconcile.NewBackends()
-	l4e, err := l4.New(reg, log.Named("l4"))
-	if err != nil {
+	var engines []Engine
+	fail := func(err error) ([]Engine, error) {
+		drainAll(engines)
 		return nil, err
 	}
+
+	xe, err := startXDP(node, opts, log)
+	if err != nil {
+		return fail(err)
+	}
+	placement := reconcile.Placement{XDP: xe != nil}
+	if xe != nil {
+		if err := reg.Register(xe); err != nil {
+			xe.Drain(context.Background())
+			return fail(fmt.Errorf("xdp metrics: %w", err))
+		}
+		engines = append(engines, reconcile.NewXDP(xe, backends))
+	}
+
+	l4e, err := l4.New(reg, log.Named("l4"))
+	if err != nil {
+		return fail(err)
+	}
+	engines = append(engines, reconcile.NewL4(l4e, backends, placement))
+
+	l7e, err := l7.New(reg, log.Named("l7"), l7.Options{AccessLog: true})
+	if err != nil {
+		return fail(err)
+	}
+	engines = append(engines, reconcile.NewL7(l7e, backends))
+
 	mgr, err := health.NewManager(health.Options{Logger: log.Named("health"), Registerer: reg})
 	if err != nil {
-		l4e.Drain(context.Background())
-		return nil, fmt.Errorf("health checker: %w", err)
+		return fail(fmt.Errorf("health checker: %w", err))
 	}
-	return []Engine{
-		reconcile.NewL4(l4e, backends),
-		reconcile.NewHealth(mgr, backends),
-	}, nil
+	engines = append(engines, reconcile.NewHealth(mgr, backends))
+	return engines, nil
+}
+
+// startXDP attaches the XDP engine as node.xdp_mode says: off or no
+// interfaces: none; auto: fall back to the userspace engines with a warning
+// when it cannot attach; native or generic: fail loudly.
+func startXDP(node *xlbv1.Node, opts Options, log *zap.Logger) (*xdp.Engine, error) {
+	mode := node.GetXdpMode()
+	if mode == xlbv1.XdpMode_off || len(node.GetInterfaces()) == 0 {
+		return nil, nil
+	}
+	xo := xdp.Options{
+		Interfaces: node.GetInterfaces(),
+		BPFFS:      opts.BPFFS,
+		MaxFlows:   node.GetConntrack().GetMaxFlows(),
+		Timeouts: xdp.Timeouts{
+			TCPEstablished: node.GetConntrack().GetTcpEstablishedTimeout().AsDuration(),
+			TCPClosing:     node.GetConntrack().GetTcpClosingTimeout().AsDuration(),
+			UDP:            node.GetConntrack().GetUdpTimeout().AsDuration(),
+		},
+	}
+	switch mode {
+	case xlbv1.XdpMode_native:
+		xo.Mode = xdp.Native
+	case xlbv1.XdpMode_generic:
+		xo.Mode = xdp.Generic
+	}
+	e, err := xdp.New(xo, log.Named("xdp"))
+	if err == nil {
+		return e, nil
+	}
+	if mode == xlbv1.XdpMode_native || mode == xlbv1.XdpMode_generic {
+		return nil, fmt.Errorf("node.xdp_mode %s: %w", mode, err)
+	}
+	log.Warn("XDP cannot attach: tcp and udp listeners run on the userspace engine", zap.Error(err))
+	return nil, nil
 }
 
 // drainAll stops engines that never ran (a failed start).
