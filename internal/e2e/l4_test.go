@@ -12,7 +12,15 @@ import (
 // lbConfig is a configuration with one load balancer on the lab's VIP whose
 // listeners are given as YAML list items; servers is the default pool.
 func lbConfig(servers, listeners string, extra ...string) string {
-	cfg := fmt.Sprintf(`node: {xdp_mode: off}
+	return nodeConfig(`{xdp_mode: off}`, servers, listeners, extra...)
+}
+
+// xdpNode attaches XDP to the lab gateway's client and backend sides.
+const xdpNode = `{xdp_mode: native, interfaces: [up0, down0]}`
+
+// nodeConfig is lbConfig with the given node block.
+func nodeConfig(node, servers, listeners string, extra ...string) string {
+	cfg := fmt.Sprintf(`node: %s
 load_balancers:
   - id: lb
     address: %s
@@ -20,7 +28,7 @@ load_balancers:
 %s
     listeners:
 %s
-`, netlab.VIP, servers, listeners)
+`, node, netlab.VIP, servers, listeners)
 	for _, x := range extra {
 		cfg += x
 	}

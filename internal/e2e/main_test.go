@@ -46,12 +46,28 @@ type env struct {
 	xlbd     *labsvc.Xlbd
 	cfgPath  string
 	log      string
+	args     []string
 }
 
-// start builds the standard lab with n backends and runs xlbd with cfg.
+// start builds the standard lab with n backends and runs xlbd with cfg on
+// the userspace engines.
 func start(t *testing.T, n int, cfg string) *env {
 	t.Helper()
-	lab := netlab.New(t, netlab.ClientGatewayBackends(n))
+	return startLab(t, n, cfg, false)
+}
+
+// startXDP is start with the lab readied for xlbd's XDP engine (cfg must
+// name the gateway's interfaces).
+func startXDP(t *testing.T, n int, cfg string) *env {
+	t.Helper()
+	return startLab(t, n, cfg, true)
+}
+
+func startLab(t *testing.T, n int, cfg string, withXDP bool) *env {
+	t.Helper()
+	topo := netlab.ClientGatewayBackends(n)
+	topo.NoTxChecksum = withXDP
+	lab := netlab.New(t, topo)
 	ctx := context.Background()
 	bs, err := labsvc.StartBackends(ctx, lab, n)
 	if err != nil {
@@ -63,19 +79,23 @@ func start(t *testing.T, n int, cfg string) *env {
 	e.cfgPath = filepath.Join(dir, "xlb.yaml")
 	e.log = filepath.Join(dir, "xlbd.log")
 	e.writeConfig(cfg)
-	logf, err := os.Create(e.log)
-	if err != nil {
-		t.Fatal(err)
+	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s"}
+	if withXDP {
+		x, err := labsvc.PrepareXDP(lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered before xlbd's stop, so it runs after it.
+		t.Cleanup(func() {
+			if err := x.Close(); err != nil {
+				t.Errorf("cleaning up XDP: %v", err)
+			}
+		})
+		e.args = append(e.args, "--bpffs", x.BPFFS)
 	}
-	t.Cleanup(func() { logf.Close() })
-	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, xlbdBin, logf, "--config", e.cfgPath, "--drain-timeout", "2s")
-	if err != nil {
-		e.dumpLog()
-		t.Fatal(err)
-	}
-	e.xlbd = x
+	e.startXlbd()
 	t.Cleanup(func() {
-		if err := x.Stop(10 * time.Second); err != nil {
+		if err := e.xlbd.Stop(10 * time.Second); err != nil {
 			t.Errorf("stopping xlbd: %v", err)
 		}
 		if t.Failed() {
@@ -83,6 +103,31 @@ func start(t *testing.T, n int, cfg string) *env {
 		}
 	})
 	return e
+}
+
+// startXlbd runs xlbd in the gateway with e.args, appending to its log.
+func (e *env) startXlbd() {
+	e.t.Helper()
+	logf, err := os.OpenFile(e.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { logf.Close() })
+	x, err := labsvc.StartXlbd(context.Background(), e.lab, netlab.HostGateway, xlbdBin, logf, e.args...)
+	if err != nil {
+		e.dumpLog()
+		e.t.Fatal(err)
+	}
+	e.xlbd = x
+}
+
+// restart stops xlbd (SIGTERM) and starts it again.
+func (e *env) restart() {
+	e.t.Helper()
+	if err := e.xlbd.Stop(10 * time.Second); err != nil {
+		e.t.Fatalf("stopping xlbd: %v", err)
+	}
+	e.startXlbd()
 }
 
 func (e *env) writeConfig(cfg string) {

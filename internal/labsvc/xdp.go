@@ -1,0 +1,68 @@
+package labsvc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/dataplane/xdp"
+	"github.com/xlbproject/xlb/internal/netlab"
+)
+
+// XDPInterfaces are the gateway interfaces xlbd attaches XDP to in the
+// standard ClientGatewayBackends lab: the client side and the backend side.
+var XDPInterfaces = []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}
+
+// XDPLab is what a lab needs for xlbd's XDP engine: a bpffs of its own
+// (nothing is pinned in the host's /sys/fs/bpf) and a pass program on the
+// veth ends facing the gateway, which drop redirected frames without one.
+type XDPLab struct {
+	BPFFS   string // the pin directory to give xlbd (--bpffs)
+	mount   string
+	closers []io.Closer
+}
+
+// PrepareXDP readies lab (built with Topology.NoTxChecksum) for XDP on the
+// gateway of ClientGatewayBackends. Close undoes it.
+func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
+	dir, err := os.MkdirTemp("", "xlb-bpffs-")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("mounting a bpffs for the lab: %w", err)
+	}
+	x := &XDPLab{BPFFS: filepath.Join(dir, "xlb"), mount: dir}
+	for host, ifname := range map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway} {
+		err := lab.Do(host, func() error {
+			c, err := xdp.AttachPass(ifname)
+			if err == nil {
+				x.closers = append(x.closers, c)
+			}
+			return err
+		})
+		if err != nil {
+			_ = x.Close()
+			return nil, fmt.Errorf("%s/%s: %w", host, ifname, err)
+		}
+	}
+	return x, nil
+}
+
+// Close detaches the pass programs, removes every pin and unmounts the bpffs.
+func (x *XDPLab) Close() error {
+	var errs []error
+	for _, c := range x.closers {
+		errs = append(errs, c.Close())
+	}
+	_, err := xdp.Cleanup(x.BPFFS)
+	errs = append(errs, err)
+	errs = append(errs, unix.Unmount(x.mount, unix.MNT_DETACH))
+	errs = append(errs, os.Remove(x.mount))
+	return errors.Join(errs...)
+}
