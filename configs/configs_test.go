@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/xlbproject/xlb/configs"
@@ -36,7 +37,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := cfg.GetNode(); n.GetXdpMode() != xlbv1.XdpMode_off || len(n.GetInterfaces()) != 0 ||
+	if n := cfg.GetNode(); n.GetXdpMode() != xlbv1.XdpMode_auto || strings.Join(n.GetInterfaces(), ",") != "up0,down0" ||
 		n.GetControl().GetListen() != "unix:///run/xlb/xlb.sock" || n.GetMetrics().GetListen() != "127.0.0.1:9100" {
 		t.Errorf("node = %v", n)
 	}

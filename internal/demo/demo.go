@@ -60,7 +60,9 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 
 	step("building the lab: client -> gateway (VIP %s) -> %d backends, in network namespaces", netlab.VIP, nBackends)
-	lab, err := netlab.Build(ctx, netlab.ClientGatewayBackends(nBackends))
+	topo := netlab.ClientGatewayBackends(nBackends)
+	topo.NoTxChecksum = true // veth partial checksums do not survive XDP redirects
+	lab, err := netlab.Build(ctx, topo)
 	if err != nil {
 		return rep, fmt.Errorf("building the lab: %w", err)
 	}
@@ -68,6 +70,11 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		lab.Close()
 		fmt.Fprintf(out, "\n== lab torn down (namespaces %s*)\n", lab.Prefix())
 	}()
+	xl, err := labsvc.PrepareXDP(lab)
+	if err != nil {
+		return rep, fmt.Errorf("preparing the lab for XDP: %w", err)
+	}
+	defer xl.Close()
 	for _, h := range lab.Hosts() {
 		fmt.Fprintf(out, "   %-8s netns %s\n", h, lab.NetNS(h))
 	}
@@ -85,8 +92,8 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		return rep, err
 	}
 	defer logFile.Close()
-	step("starting xlbd in the gateway with its embedded configuration (configs/demo.yaml)")
-	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console")
+	step("starting xlbd in the gateway with its embedded configuration (configs/demo.yaml):\n   XDP on up0 and down0 for the tcp and udp listeners")
+	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console", "--bpffs", xl.BPFFS)
 	if err != nil {
 		return rep, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
@@ -100,13 +107,13 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	vipTCP := net.JoinHostPort(netlab.VIP, strconv.Itoa(labsvc.TCPPort))
 	vipUDP := net.JoinHostPort(netlab.VIP, strconv.Itoa(labsvc.UDPPort))
 
-	step("TCP listener %s (wrr, weights be1=100 be2=100 be3=50): %d connections from the client", vipTCP, rounds)
+	step("TCP listener %s on XDP (wrr, weights be1=100 be2=100 be3=50): %d connections from the client", vipTCP, rounds)
 	if rep.TCP, err = sample(ctx, lab, "tcp", vipTCP, rounds); err != nil {
 		return rep, err
 	}
 	printShare(out, rep.TCP)
 
-	step("UDP listener %s (rr): %d sessions from the client", vipUDP, rounds)
+	step("UDP listener %s on XDP (rr): %d flows from the client", vipUDP, rounds)
 	if rep.UDP, err = sample(ctx, lab, "udp", vipUDP, rounds); err != nil {
 		return rep, err
 	}
@@ -143,8 +150,9 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	step("a few of xlbd's metrics")
 	for _, line := range strings.Split(rep.Metrics, "\n") {
-		if strings.HasPrefix(line, "xlb_l4_connections_total") || strings.HasPrefix(line, "xlb_backend_up") ||
-			strings.HasPrefix(line, "xlb_config_version") || strings.HasPrefix(line, "xlb_l4_active_connections") {
+		if strings.HasPrefix(line, "xlb_xdp_new_flows_total") || strings.HasPrefix(line, "xlb_xdp_packets_total") ||
+			strings.HasPrefix(line, "xlb_backend_up") || strings.HasPrefix(line, "xlb_config_version") ||
+			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") {
 			fmt.Fprintln(out, "   "+line)
 		}
 	}

@@ -44,6 +44,15 @@ func TestDemo(t *testing.T) {
 	if rep.TCPAfterRecovery["be3"] == 0 {
 		t.Errorf("be3 got no connections after it recovered: %v", rep.TCPAfterRecovery)
 	}
+	// The tcp and udp listeners ran on XDP, not on the userspace fallback.
+	for _, want := range []string{
+		`xlb_xdp_new_flows_total{listener="lb-demo/tcp/7000"} 150`,
+		`xlb_xdp_new_flows_total{listener="lb-demo/udp/7001"} 50`,
+	} {
+		if !strings.Contains(rep.Metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	for _, want := range []string{"where to look", "/metrics", "lab torn down"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
