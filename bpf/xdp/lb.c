@@ -231,6 +231,122 @@ static __always_inline int fragment(struct packet *pkt, void *end)
 	return count_drop(*lid, R_FRAGMENT, XDP_DROP);
 }
 
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+
+/* icmp_inner is the offending packet's header quoted in an ICMP error:
+ * the IPv4 header (no options) and the first 8 bytes of tcp or udp. */
+struct icmp_inner {
+	struct iphdr ip;
+	__be16 sport;
+	__be16 dport;
+	__be16 w2; /* udp: length; tcp: sequence number (high half) */
+	__be16 w3; /* udp: checksum; tcp: sequence number (low half) */
+};
+
+/* icmp_word_replace keeps the ICMP checksum right when a quoted 16- or
+ * 32-bit field changes (ICMPv4 has no pseudo header). */
+static __always_inline void icmp_quote_replace4(__sum16 *icsum, __be32 *field, __be32 new)
+{
+	csum_replace4(icsum, *field, new);
+	*field = new;
+}
+
+static __always_inline void icmp_quote_replace2(__sum16 *icsum, __be16 *field, __be16 new)
+{
+	csum_replace2(icsum, *field, new);
+	*field = new;
+}
+
+/* icmp_error translates an ICMP error (unreachable, fragmentation needed,
+ * time exceeded) about a tracked flow, so path MTU discovery works through
+ * the NAT:
+ *  - quoting a reply we sent from VIP:port (reported to the VIP): the
+ *    backend sent it, so the quote gets the backend's address and port and
+ *    the error goes to the backend;
+ *  - quoting a packet we forwarded to a backend (reported to the client):
+ *    the client sent it to VIP:port, so the quote says so and the error
+ *    goes to the client by the flow's recorded hop. */
+static __always_inline int icmp_error(struct xdp_md *ctx, struct packet *pkt, __u64 now)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = pkt->l3;
+	struct icmp_hdr *icmph = pkt->l4;
+	__u32 reason = R_MAX;
+
+	/* Verifier: the outer headers, then the whole quote, against data_end. */
+	if ((void *)(iph + 1) > end || (void *)(icmph + 1) > end)
+		return XDP_PASS;
+	if (icmph->type != ICMP_DEST_UNREACH && icmph->type != ICMP_TIME_EXCEEDED)
+		return XDP_PASS;
+	struct icmp_inner *in = (void *)(icmph + 1);
+	if ((void *)(in + 1) > end)
+		return XDP_PASS;
+	if (in->ip.ihl != 5 || (in->ip.protocol != IPPROTO_TCP && in->ip.protocol != IPPROTO_UDP))
+		return XDP_PASS;
+
+	/* The quoted packet's reverse is the flow entry of the other direction. */
+	struct flow_key k = {
+		.saddr = in->ip.daddr,
+		.daddr = in->ip.saddr,
+		.sport = in->dport,
+		.dport = in->sport,
+		.proto = in->ip.protocol,
+	};
+	struct flow *f = bpf_map_lookup_elem(&flows, &k);
+	if (!f)
+		return XDP_PASS;
+	if (ttl_expired(iph))
+		return XDP_PASS;
+
+	__sum16 *icsum = &icmph->checksum;
+	int udp = in->ip.protocol == IPPROTO_UDP;
+	if (!(f->flags & FF_REPLY)) {
+		/* The quote is our reply (VIP -> client); the backend sent it. */
+		__be32 to = f->new_daddr;
+		if (udp && in->w3) {
+			__sum16 uc = in->w3;
+			csum_replace4(&uc, in->ip.saddr, to);
+			csum_replace2(&uc, in->sport, f->new_dport);
+			icmp_quote_replace2(icsum, &in->w3, uc);
+		}
+		__sum16 ic = in->ip.check;
+		csum_replace4(&ic, in->ip.saddr, to);
+		icmp_quote_replace2(icsum, &in->ip.check, ic);
+		icmp_quote_replace4(icsum, &in->ip.saddr, to);
+		icmp_quote_replace2(icsum, &in->sport, f->new_dport);
+		csum_replace4(&iph->check, iph->daddr, to);
+		iph->daddr = to;
+		ttl_decrement(iph);
+		struct gstats *g = gstats();
+		if (g)
+			g->icmp_translated++;
+		int v = send_routed(ctx, pkt, data, end, &reason);
+		return v < 0 ? XDP_DROP : v;
+	}
+	/* The quote is a packet we forwarded (client -> backend); the client
+	 * sent it to VIP:port. */
+	__be32 vip = f->new_saddr;
+	if (udp && in->w3) {
+		__sum16 uc = in->w3;
+		csum_replace4(&uc, in->ip.daddr, vip);
+		csum_replace2(&uc, in->dport, f->new_sport);
+		icmp_quote_replace2(icsum, &in->w3, uc);
+	}
+	__sum16 ic = in->ip.check;
+	csum_replace4(&ic, in->ip.daddr, vip);
+	icmp_quote_replace2(icsum, &in->ip.check, ic);
+	icmp_quote_replace4(icsum, &in->ip.daddr, vip);
+	icmp_quote_replace2(icsum, &in->dport, f->new_sport);
+	ttl_decrement(iph);
+	struct gstats *g = gstats();
+	if (g)
+		g->icmp_translated++;
+	int v = send_to_hop(pkt, data, end, f);
+	return v < 0 ? XDP_DROP : v;
+}
+
 SEC("xdp")
 int xlb_lb(struct xdp_md *ctx)
 {
@@ -246,9 +362,13 @@ int xlb_lb(struct xdp_md *ctx)
 			g->parse_fail++;
 		return XDP_PASS;
 	}
-	/* IPv4 tcp and udp without VLAN tags; the kernel handles the rest. */
-	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans ||
-	    (pkt.l4_proto != IPPROTO_TCP && pkt.l4_proto != IPPROTO_UDP))
+	/* IPv4 tcp, udp and ICMP errors without VLAN tags; the kernel handles
+	 * the rest. */
+	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans)
+		goto pass;
+	if (pkt.l4_proto == IPPROTO_ICMP)
+		return icmp_error(ctx, &pkt, bpf_ktime_get_ns());
+	if (pkt.l4_proto != IPPROTO_TCP && pkt.l4_proto != IPPROTO_UDP)
 		goto pass;
 
 	struct iphdr *iph = pkt.l3;

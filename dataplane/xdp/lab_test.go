@@ -1,4 +1,4 @@
-package xdp
+package xdp_test
 
 import (
 	"context"
@@ -17,12 +17,13 @@ import (
 
 	"github.com/xlbproject/xlb/bench/serve"
 	"github.com/xlbproject/xlb/dataplane/pool"
+	. "github.com/xlbproject/xlb/dataplane/xdp"
 	"github.com/xlbproject/xlb/internal/labsvc"
 	"github.com/xlbproject/xlb/internal/netlab"
 )
 
 // privateBPFFS mounts a bpffs instance owned by the test.
-func privateBPFFS(t *testing.T) string {
+func privateBPFFS(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
@@ -109,7 +110,7 @@ func (x *xdpLab) config(wrr map[int]int) Config {
 	}}
 }
 
-func apply(t *testing.T, e *Engine, cfg Config) {
+func apply(t testing.TB, e *Engine, cfg Config) {
 	t.Helper()
 	ch, err := e.Prepare(context.Background(), cfg)
 	if err != nil {
