@@ -19,6 +19,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* fullnat source ports: tried at (hash + i * 7919) mod the span. */
+#define FULLNAT_PORT_MIN 1024
+#define FULLNAT_PORT_SPAN (65536 - FULLNAT_PORT_MIN)
+#define FULLNAT_PROBES 8
+
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
@@ -152,7 +157,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 
 	struct flow fwd = {
 		.last_seen = now,
-		.new_saddr = k->saddr,
+		.new_saddr = k->saddr, /* fullnat: the gateway address and a port, below */
 		.new_daddr = b->addr,
 		.new_sport = k->sport,
 		.new_dport = b->port,
@@ -180,10 +185,34 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 		.dport = k->sport,
 		.proto = k->proto,
 	};
+	if (l->flags & LF_FULLNAT) {
+		/* First try: the client's own port on the gateway address. */
+		rk.daddr = l->snat_addr;
+		fwd.new_saddr = l->snat_addr;
+	}
 
 	/* NOEXIST: two CPUs racing on one flow's first packets (a retransmitted
-	 * SYN) must not both count it; a full table refuses instead of evicting. */
-	if (bpf_map_update_elem(&flows, &rk, &rev, BPF_NOEXIST) < 0) {
+	 * SYN) must not both count it; a full table refuses instead of evicting.
+	 * In fullnat the reply key is also the port claim: a port is free for
+	 * this backend when no reply entry holds it, so a few candidates are
+	 * tried; none free is a counted drop, never a reuse. */
+	int claimed = bpf_map_update_elem(&flows, &rk, &rev, BPF_NOEXIST) == 0;
+	if (!claimed && (l->flags & LF_FULLNAT)) {
+		__u32 h = flow_hash(k);
+		rk.daddr = l->snat_addr;
+		fwd.new_saddr = l->snat_addr;
+		/* Verifier: a constant number of probes. */
+		for (__u32 i = 0; i < FULLNAT_PROBES; i++) {
+			__be16 port = bpf_htons(FULLNAT_PORT_MIN + (h + i * 7919) % FULLNAT_PORT_SPAN);
+			rk.dport = port;
+			if (bpf_map_update_elem(&flows, &rk, &rev, BPF_NOEXIST) == 0) {
+				fwd.new_sport = port;
+				claimed = 1;
+				break;
+			}
+		}
+	}
+	if (!claimed) {
 		struct flow *f = bpf_map_lookup_elem(&flows, k);
 		if (f)
 			return forward(ctx, pkt, f, now);
@@ -303,19 +332,25 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct packet *pkt, __
 	__sum16 *icsum = &icmph->checksum;
 	int udp = in->ip.protocol == IPPROTO_UDP;
 	if (!(f->flags & FF_REPLY)) {
-		/* The quote is our reply (VIP -> client); the backend sent it. */
+		/* The quote is our reply (VIP -> client); the backend sent it,
+		 * to the client (nat) or to our address and port (fullnat). */
 		__be32 to = f->new_daddr;
 		if (udp && in->w3) {
 			__sum16 uc = in->w3;
 			csum_replace4(&uc, in->ip.saddr, to);
 			csum_replace2(&uc, in->sport, f->new_dport);
+			csum_replace4(&uc, in->ip.daddr, f->new_saddr);
+			csum_replace2(&uc, in->dport, f->new_sport);
 			icmp_quote_replace2(icsum, &in->w3, uc);
 		}
 		__sum16 ic = in->ip.check;
 		csum_replace4(&ic, in->ip.saddr, to);
+		csum_replace4(&ic, in->ip.daddr, f->new_saddr);
 		icmp_quote_replace2(icsum, &in->ip.check, ic);
 		icmp_quote_replace4(icsum, &in->ip.saddr, to);
 		icmp_quote_replace2(icsum, &in->sport, f->new_dport);
+		icmp_quote_replace4(icsum, &in->ip.daddr, f->new_saddr);
+		icmp_quote_replace2(icsum, &in->dport, f->new_sport);
 		csum_replace4(&iph->check, iph->daddr, to);
 		iph->daddr = to;
 		ttl_decrement(iph);
@@ -325,20 +360,29 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct packet *pkt, __
 		int v = send_routed(ctx, pkt, data, end, &reason);
 		return v < 0 ? XDP_DROP : v;
 	}
-	/* The quote is a packet we forwarded (client -> backend); the client
-	 * sent it to VIP:port. */
-	__be32 vip = f->new_saddr;
+	/* The quote is a packet we forwarded (client, or our address in
+	 * fullnat -> backend); the client sent it to VIP:port. */
+	__be32 vip = f->new_saddr, client = f->new_daddr;
 	if (udp && in->w3) {
 		__sum16 uc = in->w3;
 		csum_replace4(&uc, in->ip.daddr, vip);
 		csum_replace2(&uc, in->dport, f->new_sport);
+		csum_replace4(&uc, in->ip.saddr, client);
+		csum_replace2(&uc, in->sport, f->new_dport);
 		icmp_quote_replace2(icsum, &in->w3, uc);
 	}
 	__sum16 ic = in->ip.check;
 	csum_replace4(&ic, in->ip.daddr, vip);
+	csum_replace4(&ic, in->ip.saddr, client);
 	icmp_quote_replace2(icsum, &in->ip.check, ic);
 	icmp_quote_replace4(icsum, &in->ip.daddr, vip);
 	icmp_quote_replace2(icsum, &in->dport, f->new_sport);
+	icmp_quote_replace4(icsum, &in->ip.saddr, client);
+	icmp_quote_replace2(icsum, &in->sport, f->new_dport);
+	if (iph->daddr != client) {
+		csum_replace4(&iph->check, iph->daddr, client);
+		iph->daddr = client;
+	}
 	ttl_decrement(iph);
 	struct gstats *g = gstats();
 	if (g)

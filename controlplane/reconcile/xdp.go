@@ -83,6 +83,7 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 				return out, fmt.Errorf("%s.%w", path, err)
 			}
 			if !x.Pass {
+				x.FullNAT = l.GetForwardMode() == xlbv1.Listener_fullnat
 				typ, servers, err := listenerServers(cfg, lb, l)
 				if err != nil {
 					return out, fmt.Errorf("%s.%w", path, err)

@@ -91,6 +91,12 @@ type Listener struct {
 	Pool     pool.Config
 	ACL      *acl.List
 	Stopped  bool
+	// FullNAT rewrites the source too, to SNATAddr and a port claimed per
+	// connection, so replies return to the gateway whatever the backends'
+	// routes; backends no longer see the client's address. An invalid
+	// SNATAddr means the gateway's source address towards the backends.
+	FullNAT  bool
+	SNATAddr netip.Addr
 }
 
 type listenerKey struct {

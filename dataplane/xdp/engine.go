@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
 	"github.com/xlbproject/xlb/dataplane/pool"
@@ -20,6 +21,9 @@ type Engine struct {
 	opts  Options
 	objs  *lbObjects
 	links []link.Link
+	// nl talks to the kernel of the namespace New ran in (routes and
+	// neighbours towards the backends), whatever thread calls later.
+	nl *netlink.Handle
 
 	mu        sync.Mutex // serializes Prepare/Commit/Abort/Drain and map writes
 	listeners map[listenerKey]*xlistener
@@ -64,18 +68,24 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 	if err := ensureBPFFS(opts.BPFFS); err != nil {
 		return nil, err
 	}
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
 	objs, err := loadObjects(opts.BPFFS, opts.MaxFlows)
 	if err != nil {
+		nl.Close()
 		return nil, err
 	}
 	links, err := attachAll(objs.XlbLb, opts.BPFFS, opts.Interfaces, opts.Mode)
 	if err != nil {
 		_ = objs.Close()
+		nl.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		log: log, opts: opts, objs: objs, links: links,
+		log: log, opts: opts, objs: objs, links: links, nl: nl,
 		listeners: map[listenerKey]*xlistener{},
 		bids:      map[netip.AddrPort]uint32{},
 		eligible:  map[uint32][]uint32{},
@@ -158,6 +168,14 @@ func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
 		if _, dup := ch.cfgs[k]; dup {
 			ch.abortLocked()
 			return nil, fmt.Errorf("listener %s: %s %v:%d is configured twice", l.Name, l.Protocol, l.VIP, l.Port)
+		}
+		if l.FullNAT && !l.SNATAddr.IsValid() {
+			a, err := sourceTowards(e.nl, l.Pool.Servers)
+			if err != nil {
+				ch.abortLocked()
+				return nil, fmt.Errorf("listener %s: fullnat: %w", l.Name, err)
+			}
+			l.SNATAddr = a
 		}
 		ch.cfgs[k] = l
 		if err := checkLimits(&l); err != nil {
@@ -341,6 +359,7 @@ func (e *Engine) close() {
 		_ = l.Close()
 	}
 	_ = e.objs.Close()
+	e.nl.Close()
 }
 
 // Objects exposes the maps and program to tests in this package and to the

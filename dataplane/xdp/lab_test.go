@@ -294,3 +294,40 @@ func TestXDPFlowsSurviveARestart(t *testing.T) {
 		t.Errorf("new connections after the restart went %v, want all three backends", got)
 	}
 }
+
+func TestXDPFullNATRepliesReturnWhateverTheBackendsRoutes(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	// be1 has no route back to the clients: only its own segment.
+	if out, err := x.lab.Run(context.Background(), netlab.BackendHost(1), "ip", "route", "del", "default"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	e := x.start()
+	t.Cleanup(func() { e.Drain(context.Background()) })
+	vip := netip.MustParseAddr(netlab.VIP)
+	be1 := []pool.Server{{Addr: netip.MustParseAddr(netlab.BackendIP(1)), Port: labsvc.HTTPPort, Weight: 100}}
+	apply(t, e, Config{Listeners: []Listener{
+		{Name: "nat", Protocol: TCP, VIP: vip, Port: 8080, Registry: x.reg, Pool: pool.Config{Servers: be1}},
+		{Name: "fullnat", Protocol: TCP, VIP: vip, Port: 8081, Registry: x.reg, Pool: pool.Config{Servers: be1}, FullNAT: true},
+	}})
+	hc := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: x.lab.Dialer(netlab.HostClient), DisableKeepAlives: true}}
+	if _, err := hc.Get("http://" + netlab.VIP + ":8080/"); err == nil {
+		t.Error("nat mode worked although the backend cannot route to the client: the test proves nothing")
+	}
+	for i := range 5 {
+		resp, err := hc.Get("http://" + netlab.VIP + ":8081/headers")
+		if err != nil {
+			t.Fatalf("fullnat request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var hdrs map[string][]string
+		if err := json.Unmarshal(body, &hdrs); err != nil {
+			t.Fatal(err)
+		}
+		if ra := hdrs[serve.HeadersKeyRemoteAddr]; len(ra) == 0 || netip.MustParseAddrPort(ra[0]).Addr().String() != netlab.GatewayDownIP {
+			t.Errorf("in fullnat the backend saw %v, want the gateway's %s", ra, netlab.GatewayDownIP)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+	"go.uber.org/zap"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
 	"github.com/xlbproject/xlb/dataplane/pool"
@@ -17,6 +18,7 @@ const (
 	lfPass     = 1 << 1
 	lfACLAllow = 1 << 2
 	lfACLDeny  = 1 << 3
+	lfFullNAT  = 1 << 4
 	lfAnyPkt   = 1 << 5
 
 	schedRing = 0
@@ -75,6 +77,10 @@ func (e *Engine) listenerStruct(x *xlistener, ringLen uint32, wlc []uint32, wlcW
 		l.Sched = schedWLC
 	default:
 		l.Sched = schedRing
+	}
+	if cfg.FullNAT && cfg.SNATAddr.Is4() {
+		l.Flags |= lfFullNAT
+		l.SnatAddr = be32(cfg.SNATAddr)
 	}
 	l.PersistNs = uint64(cfg.Pool.Persistence.Nanoseconds())
 	l.WlcLen = uint32(copy(l.Wlc[:], wlc))
@@ -218,6 +224,9 @@ func (e *Engine) backendID(ap netip.AddrPort) (uint32, error) {
 		return 0, fmt.Errorf("backends: %w", err)
 	}
 	_ = e.objs.Active.Put(id, int64(0))
+	if err := warmNeighbour(e.nl, ap.Addr()); err != nil {
+		e.log.Debug("xdp: neighbour not warmed", zap.Stringer("backend", ap), zap.Error(err))
+	}
 	e.bids[ap] = id
 	return id, nil
 }
