@@ -331,3 +331,66 @@ func TestXDPFullNATRepliesReturnWhateverTheBackendsRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestXDPSchedulersPersistenceAndMasterSlave(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	t.Cleanup(func() { e.Drain(context.Background()) })
+	vip := netip.MustParseAddr(netlab.VIP)
+	all := func(port uint16) []pool.Server {
+		var out []pool.Server
+		for i := 1; i <= 3; i++ {
+			out = append(out, pool.Server{Addr: netip.MustParseAddr(netlab.BackendIP(i)), Port: port, Weight: 100})
+		}
+		return out
+	}
+	ms := []pool.Server{
+		{Addr: netip.MustParseAddr(netlab.BackendIP(1)), Port: labsvc.TCPPort, Weight: 100, Role: pool.Master},
+		{Addr: netip.MustParseAddr(netlab.BackendIP(2)), Port: labsvc.TCPPort, Weight: 100, Role: pool.Slave},
+	}
+	msReg := pool.NewRegistry()
+	apply(t, e, Config{Listeners: []Listener{
+		{Name: "sticky", Protocol: TCP, VIP: vip, Port: 7100, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.RR, Servers: all(labsvc.TCPPort), Persistence: time.Minute}},
+		{Name: "maglev", Protocol: UDP, VIP: vip, Port: 7101, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.Maglev, Servers: all(labsvc.UDPPort)}},
+		{Name: "wlc", Protocol: TCP, VIP: vip, Port: 7102, Registry: x.reg,
+			Pool: pool.Config{Scheduler: pool.WLC, Servers: all(labsvc.TCPPort)}},
+		{Name: "ms", Protocol: TCP, VIP: vip, Port: 7103, Registry: msReg,
+			Pool: pool.Config{Type: pool.MasterSlave, Servers: ms}},
+	}})
+
+	// wlc first, while no listener has connections on these backends (wlc
+	// counts a backend's connections across listeners): with equal weights
+	// the candidates take turns.
+	if got := x.count(netlab.HostClient, "tcp", 7102, 9); got["be1"] != 3 || got["be2"] != 3 || got["be3"] != 3 {
+		t.Errorf("9 wlc connections went %v, want 3 each", got)
+	}
+	// Source-IP persistence: one client stays on one backend across
+	// connections although the scheduler is rr.
+	if got := x.count(netlab.HostClient, "tcp", 7100, 9); len(got) != 1 {
+		t.Errorf("9 connections of one client with source_ip persistence went %v, want one backend", got)
+	}
+	// maglev spreads distinct flows (source ports) over the backends.
+	if got := x.count(netlab.HostClient, "udp", 7101, 60); len(got) != 3 {
+		t.Errorf("60 maglev flows went %v, want all three backends", got)
+	}
+	// master/slave: the master while it is up, the slave when it is down,
+	// the master again when it recovers.
+	master := msReg.Lookup(pool.BackendID(netip.MustParseAddr(netlab.BackendIP(1)), labsvc.TCPPort))
+	if got := x.count(netlab.HostClient, "tcp", 7103, 4); got["be1"] != 4 {
+		t.Errorf("master up: %v, want all to be1", got)
+	}
+	master.SetUp(false)
+	time.Sleep(200 * time.Millisecond)
+	if got := x.count(netlab.HostClient, "tcp", 7103, 4); got["be2"] != 4 {
+		t.Errorf("master down: %v, want all to the slave be2", got)
+	}
+	master.SetUp(true)
+	time.Sleep(200 * time.Millisecond)
+	if got := x.count(netlab.HostClient, "tcp", 7103, 4); got["be1"] != 4 {
+		t.Errorf("master back: %v, want all to be1 again", got)
+	}
+}
