@@ -101,6 +101,27 @@ func TestXDPConnectionsSurviveXlbdRestart(t *testing.T) {
 	if got := e.count("tcp", 7000, 6); len(got) != 3 {
 		t.Errorf("new connections after the restart went %v, want all three backends", got)
 	}
+
+	// xlbd cleanup detaches and unpins: the fast path is gone.
+	if err := e.xlbd.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bpffs := e.args[len(e.args)-1]
+	out, err := e.lab.Run(ctx, netlab.HostGateway, xlbdBin, "cleanup", "--bpffs", bpffs)
+	if err != nil {
+		t.Fatalf("xlbd cleanup: %v\n%s", err, out)
+	}
+	for _, want := range []string{"link_up0", "link_down0", "flows"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("xlbd cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := tc.Write(msg); err == nil {
+		_ = tc.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := io.ReadFull(tc, buf); err == nil {
+			t.Error("the connection still flows after xlbd cleanup detached XDP")
+		}
+	}
 }
 
 func TestXDPModeNativeFailsLoudlyAutoFallsBack(t *testing.T) {
