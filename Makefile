@@ -17,7 +17,7 @@ build:
 
 # Regenerates the committed generated code. Needs protoc (Debian
 # protobuf-compiler); protoc-gen-go is pinned in go.mod as a tool dependency.
-generate: generate-proto
+generate: generate-proto generate-bpf
 
 generate-proto:
 	@mkdir -p $(BIN)
@@ -26,6 +26,16 @@ generate-proto:
 		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
 		--go_out=. --go_opt=module=github.com/xlbproject/xlb \
 		$(PROTOS)
+
+# The BPF objects (bpf/) and their Go loaders, compiled by bpf2go (a tool
+# dependency in go.mod) from the //go:generate lines of these packages. Needs
+# clang, llvm (llvm-strip) and libbpf-dev. The output is byte-for-byte
+# reproducible: bpf2go maps the source directory out of the debug info and
+# the include paths are relative.
+BPF_PKGS := ./bench/xdpgen/ ./dataplane/xdp/
+.PHONY: generate-bpf
+generate-bpf:
+	$(GO) generate $(BPF_PKGS)
 
 # The whole suite, privileged tests included (they need root; with CI=true a
 # privileged test that cannot run fails instead of skipping).
