@@ -17,6 +17,12 @@ Usage:
   xlb-bench serve [--name N] [--http ADDR] [--tcp ADDR] [--udp ADDR]
                                    test backends: HTTP (name, /headers, /cookie, /bytes,
                                    /echo, /ws, ...), TCP echo and UDP echo ("whoami" -> name)
+  xlb-bench http|tcp|udp [flags] TARGET
+                                   load generators: closed or open loop (-rate), HDR
+                                   latency percentiles, errors by kind, -json
+  xlb-bench xdp [flags]            live-frame packet generator (BPF_PROG_TEST_RUN), with an
+                                   optional counting sink: offered and received Mpps
+  xlb-bench scenario NAME          side-by-side benchmarks of xlb and its peers in a lab
   xlb-bench demo [--xlbd PATH] [--hold auto|yes|no]
                                    the make run demo: lab, backends, xlbd, real traffic
   xlb-bench lab cleanup            remove lab namespaces and pins a crashed run left behind
