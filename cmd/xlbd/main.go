@@ -96,6 +96,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 	metrics := fs.String("metrics-listen", "", "override node.metrics.listen (HOST:PORT or off)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for open connections")
 	bpffs := fs.String("bpffs", daemon.DefaultBPFFS, "where the XDP maps and links are pinned (kept across restarts)")
+	stateDir := fs.String("state-dir", "", "override node.state_dir")
+	accessLog := fs.Bool("http-access-log", true, "log every proxied HTTP request (JSON fields through the logger)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -108,6 +110,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *configPath, MetricsListen: *metrics, DrainTimeout: *drain, BPFFS: *bpffs, Log: log,
+		StateDir: *stateDir, AccessLog: *accessLog,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -86,7 +86,7 @@ func (h *Health) compile(cfg *xlbv1.Config) ([]health.Target, map[health.Key][]b
 			if err := spec.Validate(); err != nil {
 				return nil, nil, fmt.Errorf("%s.health_check: %w", path, err)
 			}
-			_, servers, err := listenerServers(cfg, lb, l)
+			servers, err := checkedServers(cfg, lb, l)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s.%w", path, err)
 			}
@@ -109,6 +109,30 @@ func (h *Health) compile(cfg *xlbv1.Config) ([]health.Target, map[health.Key][]b
 		}
 	}
 	return targets, routes, nil
+}
+
+// checkedServers are the servers a listener can send to: its group (or the
+// default pool) and the groups of its forwarding rules, all checked with
+// the listener's health check.
+func checkedServers(cfg *xlbv1.Config, lb *xlbv1.LoadBalancer, l *xlbv1.Listener) ([]*xlbv1.Server, error) {
+	_, servers, err := listenerServers(cfg, lb, l)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range l.GetRules() {
+		found := false
+		for _, g := range cfg.GetServerGroups() {
+			if g.GetId() == r.GetServerGroup() {
+				servers = append(servers, g.GetServers()...)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("rules[%d].server_group %q not found", i, r.GetServerGroup())
+		}
+	}
+	return servers, nil
 }
 
 func appendUnique(refs []backendRef, r backendRef) []backendRef {

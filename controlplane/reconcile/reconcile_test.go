@@ -94,3 +94,30 @@ func TestApplyHonoursCancelledContext(t *testing.T) {
 		t.Errorf("steps = %q, want prepare then abort", got)
 	}
 }
+
+func TestHealthChecksRuleGroups(t *testing.T) {
+	cfg := &xlbv1.Config{
+		ServerGroups: []*xlbv1.ServerGroup{{Id: "api", Servers: []*xlbv1.Server{{Address: "10.0.0.9", Port: 9000}}}},
+		LoadBalancers: []*xlbv1.LoadBalancer{{
+			Id: "lb", Address: "192.0.2.1",
+			Servers: []*xlbv1.Server{{Address: "10.0.0.1"}},
+			Listeners: []*xlbv1.Listener{{
+				Protocol: xlbv1.Protocol_http, Port: 80, BackendPort: 8080,
+				HealthCheck: &xlbv1.HealthCheck{Type: xlbv1.HealthCheck_http},
+				Rules:       []*xlbv1.Rule{{Domain: "api.example.com", ServerGroup: "api"}},
+			}},
+		}},
+	}
+	h := &Health{backends: NewBackends()}
+	targets, _, err := h.compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, tg := range targets {
+		got[tg.Addr.String()] = true
+	}
+	if !got["10.0.0.1:8080"] || !got["10.0.0.9:9000"] || len(got) != 2 {
+		t.Errorf("checked %v, want the default pool's server and the rule group's", got)
+	}
+}

@@ -32,7 +32,11 @@ type Options struct {
 	// BPFFS is where the XDP engine pins its maps and links (default
 	// /sys/fs/bpf/xlb); a restart finds its flows there.
 	BPFFS string
-	Log   *zap.Logger
+	// StateDir overrides node.state_dir when not empty.
+	StateDir string
+	// AccessLog logs every proxied HTTP request.
+	AccessLog bool
+	Log       *zap.Logger
 }
 
 // Daemon is one running xlbd.

@@ -56,7 +56,7 @@ func TestDaemonServesReloadsAndDrains(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "xlb.yaml")
 	port := freeTCPPort(t)
 	writeConfig(t, path, port, "")
-	d, err := New(Options{ConfigPath: path, MetricsListen: "127.0.0.1:0", DrainTimeout: time.Second})
+	d, err := New(Options{ConfigPath: path, MetricsListen: "127.0.0.1:0", DrainTimeout: time.Second, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +144,34 @@ func TestInvalidConfigRefusesToStart(t *testing.T) {
 	if err := os.WriteFile(path, []byte("load_balancers: [{id: lb, address: nope}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Options{ConfigPath: path, MetricsListen: "off"})
+	_, err := New(Options{ConfigPath: path, MetricsListen: "off", StateDir: t.TempDir()})
 	var errs config.Errors
 	if !errors.As(err, &errs) || !strings.Contains(err.Error(), "load_balancers[0].address") {
 		t.Fatalf("New = %v, want config.Errors naming load_balancers[0].address", err)
+	}
+}
+
+func TestCookieSecretSurvivesRestarts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	a, err := loadOrCreateSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadOrCreateSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 32 || string(a) != string(b) {
+		t.Fatalf("second load gave a different secret")
+	}
+	st, err := os.Stat(filepath.Join(dir, cookieSecretFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode %v (%v), want 0600", st.Mode(), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, cookieSecretFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadOrCreateSecret(dir); err == nil || !strings.Contains(err.Error(), "want 32") {
+		t.Errorf("a damaged secret file gave %v, want an error saying so", err)
 	}
 }

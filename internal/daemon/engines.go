@@ -45,7 +45,18 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 	}
 	engines = append(engines, reconcile.NewL4(l4e, backends, placement))
 
-	l7e, err := l7.New(reg, log.Named("l7"), l7.Options{AccessLog: true})
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = node.GetStateDir()
+	}
+	secret, err := loadOrCreateSecret(stateDir)
+	if err != nil {
+		// Cookies then last as long as this process: sticky clients are
+		// re-picked after a restart.
+		log.Warn("no persistent cookie secret; persistence cookies will not survive a restart",
+			zap.String("state_dir", stateDir), zap.Error(err))
+	}
+	l7e, err := l7.New(reg, log.Named("l7"), l7.Options{AccessLog: opts.AccessLog, CookieSecret: secret})
 	if err != nil {
 		return fail(err)
 	}

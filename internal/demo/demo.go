@@ -93,7 +93,8 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	defer logFile.Close()
 	step("starting xlbd in the gateway with its embedded configuration (configs/demo.yaml):\n   XDP on up0 and down0 for the tcp and udp listeners")
-	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console", "--bpffs", xl.BPFFS)
+	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console", "--bpffs", xl.BPFFS,
+		"--state-dir", filepath.Join(logDir, "state"))
 	if err != nil {
 		return rep, fmt.Errorf("%w (log: %s)", err, logPath)
 	}

@@ -79,7 +79,7 @@ func startLab(t *testing.T, n int, cfg string, withXDP bool) *env {
 	e.cfgPath = filepath.Join(dir, "xlb.yaml")
 	e.log = filepath.Join(dir, "xlbd.log")
 	e.writeConfig(cfg)
-	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s"}
+	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s", "--state-dir", filepath.Join(dir, "state")}
 	if withXDP {
 		x, err := labsvc.PrepareXDP(lab)
 		if err != nil {
