@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,7 +39,10 @@ type Report struct {
 	TCPWhileDown map[string]int
 	// TCPAfterRecovery counts connections after be3 came back.
 	TCPAfterRecovery map[string]int
-	Metrics          string
+	// HTTP: new clients; HTTPAPI: requests matching the api rule;
+	// HTTPSticky: one client keeping its persistence cookie.
+	HTTP, HTTPAPI, HTTPSticky map[string]int
+	Metrics                   string
 }
 
 const (
@@ -144,7 +149,24 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	printShare(out, rep.TCPAfterRecovery)
 
-	step("the HTTP listener :80 is configured; the HTTP proxy (dataplane/l7) is not built yet, so it is not served")
+	vipHTTP := "http://" + netlab.VIP + ":80/"
+	step("HTTP listener %s (userspace proxy behind XDP's access control): %d requests, each a new client", vipHTTP, rounds)
+	if rep.HTTP, err = httpSample(ctx, lab, vipHTTP, "www.demo.test", rounds, false); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.HTTP)
+
+	step("the rule api.demo.test -> server group api (be2, be3): %d requests", rounds)
+	if rep.HTTPAPI, err = httpSample(ctx, lab, vipHTTP, "api.demo.test", rounds, false); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.HTTPAPI)
+
+	step("insert_cookie persistence: one client with a cookie jar, %d requests", rounds)
+	if rep.HTTPSticky, err = httpSample(ctx, lab, vipHTTP, "www.demo.test", rounds, true); err != nil {
+		return rep, err
+	}
+	printShare(out, rep.HTTPSticky)
 
 	if rep.Metrics, err = x.Metrics(); err != nil {
 		return rep, fmt.Errorf("reading metrics: %w", err)
@@ -153,7 +175,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	for _, line := range strings.Split(rep.Metrics, "\n") {
 		if strings.HasPrefix(line, "xlb_xdp_new_flows_total") || strings.HasPrefix(line, "xlb_xdp_packets_total") ||
 			strings.HasPrefix(line, "xlb_backend_up") || strings.HasPrefix(line, "xlb_config_version") ||
-			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") {
+			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") || strings.HasPrefix(line, "xlb_http_requests_total") {
 			fmt.Fprintln(out, "   "+line)
 		}
 	}
@@ -231,4 +253,45 @@ func waitMetric(ctx context.Context, x *labsvc.Xlbd, want string, limit time.Dur
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// httpSample sends n GET requests with the given Host from the client and
+// counts the backends that answered (the X-Backend header). sticky keeps
+// one cookie jar across the requests (one client); otherwise each request
+// is a new client.
+func httpSample(ctx context.Context, lab *netlab.Lab, url, host string, n int, sticky bool) (map[string]int, error) {
+	counts := map[string]int{}
+	var jar http.CookieJar
+	newClient := func() *http.Client {
+		return &http.Client{
+			Timeout:   3 * time.Second,
+			Jar:       jar,
+			Transport: &http.Transport{DialContext: lab.Dialer(netlab.HostClient), DisableKeepAlives: true},
+		}
+	}
+	if sticky {
+		jar, _ = cookiejar.New(nil)
+	}
+	c := newClient()
+	for range n {
+		if !sticky {
+			c = newClient()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return counts, err
+		}
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			return counts, fmt.Errorf("GET %s (Host %s): %w", url, host, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return counts, fmt.Errorf("GET %s (Host %s): %s", url, host, resp.Status)
+		}
+		counts[resp.Header.Get("X-Backend")]++
+	}
+	return counts, nil
 }

@@ -44,6 +44,15 @@ func TestDemo(t *testing.T) {
 	if rep.TCPAfterRecovery["be3"] == 0 {
 		t.Errorf("be3 got no connections after it recovered: %v", rep.TCPAfterRecovery)
 	}
+	if len(rep.HTTP) != 3 {
+		t.Errorf("new HTTP clients went %v, want all three backends", rep.HTTP)
+	}
+	if rep.HTTPAPI["be1"] != 0 || rep.HTTPAPI["be2"]+rep.HTTPAPI["be3"] != rounds {
+		t.Errorf("requests for api.demo.test went %v, want only the api group (be2, be3)", rep.HTTPAPI)
+	}
+	if len(rep.HTTPSticky) != 1 {
+		t.Errorf("one client with its cookie went %v, want one backend", rep.HTTPSticky)
+	}
 	// The tcp and udp listeners ran on XDP, not on the userspace fallback.
 	for _, want := range []string{
 		`xlb_xdp_new_flows_total{listener="lb-demo/tcp/7000"} 150`,
