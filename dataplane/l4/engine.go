@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xlbproject/xlb/dataplane/pool"
+	"github.com/xlbproject/xlb/dataplane/vipsock"
 )
 
 // Engine runs every tcp and udp listener of the userspace engine.
@@ -145,10 +146,10 @@ func (e *Engine) prepareListener(ctx context.Context, ch *Change, l Listener) er
 	var err error
 	switch k.proto {
 	case TCP:
-		nl.tcp, err = listenTCP(ctx, k.addr.String())
+		nl.tcp, err = vipsock.ListenTCP(ctx, k.addr.String())
 	case UDP:
 		var c *net.UDPConn
-		c, err = listenUDP(ctx, k.addr.String())
+		c, err = vipsock.ListenUDP(ctx, k.addr.String())
 		if err == nil {
 			nl.udp = newUDPListener(c)
 		}

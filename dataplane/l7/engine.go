@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xlbproject/xlb/dataplane/pool"
+	"github.com/xlbproject/xlb/dataplane/vipsock"
 )
 
 // Options tune an engine; the zero value is the defaults.
@@ -244,7 +245,7 @@ func (e *Engine) prepareListener(ctx context.Context, ch *Change, l Listener) er
 	if old != nil {
 		return nil
 	}
-	ln, err := listenTCP(ctx, k.String())
+	ln, err := vipsock.ListenTCP(ctx, k.String())
 	if err != nil {
 		return fmt.Errorf("listener %s: binding tcp %s: %w", l.Name, k, err)
 	}
