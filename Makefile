@@ -58,12 +58,17 @@ check-lab:
 run: build
 	$(BIN)/xlb-bench demo --xlbd $(BIN)/xlbd
 
-# Micro-benchmarks of the pick and lookup paths (bench/RESULTS.md records
-# them with the machine and date). The side-by-side scenarios join here as
-# xlb-bench grows them.
-bench:
+# The standard benchmark set, under 10 minutes; needs root (the scenarios
+# run in network namespaces), haproxy, nginx and nft. First the
+# micro-benchmarks of the pick and lookup paths (bench/RESULTS.md records
+# them with the machine and date), then the side-by-side scenarios
+# (xlb-bench scenario NAME), which write bench/out/NAME-<time>/ and replace
+# their own sections of bench/RESULTS.md and plots in bench/results/NAME/.
+bench: build
 	@mkdir -p bench/out
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dataplane/pool/ ./dataplane/acl/ | tee bench/out/micro.txt
+	$(BIN)/xlb-bench scenario l7-baseline --update-results
+	$(BIN)/xlb-bench scenario l4 --update-results
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
