@@ -49,6 +49,9 @@ func (e *Env) backendList(port int) []peers.Backend {
 // out of ports in seconds and measures that instead.
 func topology(backends int) netlab.Topology {
 	t := netlab.ClientGatewayBackends(backends)
+	// Software TX checksums on every veth, for every system alike: the XDP
+	// engine's redirects need complete checksums (see netlab.Topology).
+	t.NoTxChecksum = true
 	for _, h := range []string{netlab.HostClient, netlab.HostGateway} {
 		t.Host(h).Sysctls = map[string]string{
 			"net.ipv4.tcp_tw_reuse":        "1",

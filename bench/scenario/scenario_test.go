@@ -153,7 +153,11 @@ func runQuick(t *testing.T, name string, wantParts map[string][]string) {
 			t.Errorf("%s: fixed rate %v", p.Name, p.FixedRate)
 		}
 		for _, s := range p.Summary {
-			if s.MaxRate <= 0 || s.CPUPerOp <= 0 || s.FixedAchieved <= 0 || s.P50 <= 0 {
+			// XDP on veth runs in the sending side's NAPI context, on the
+			// load core: the gateway core cannot show its cost (the method
+			// notes say so; BenchmarkProgram measures it per packet).
+			cpuKnown := s.System != "xlb-xdp"
+			if s.MaxRate <= 0 || (cpuKnown && s.CPUPerOp <= 0) || s.FixedAchieved <= 0 || s.P50 <= 0 {
 				t.Errorf("%s/%s: max rate %v, CPU per op %v, achieved %v, p50 %v: want all > 0", p.Name, s.System, s.MaxRate, s.CPUPerOp, s.FixedAchieved, s.P50)
 			}
 		}
@@ -243,10 +247,10 @@ func needTools(t *testing.T, tools ...string) {
 
 func TestL7BaselineQuick(t *testing.T) {
 	needTools(t, "haproxy", "nginx")
-	runQuick(t, "l7-baseline", map[string][]string{"http": {"haproxy", "nginx"}})
+	runQuick(t, "l7-baseline", map[string][]string{"http": {"xlb", "haproxy", "nginx"}})
 }
 
 func TestL4Quick(t *testing.T) {
 	needTools(t, "nft")
-	runQuick(t, "l4", map[string][]string{"tcp": {"xlb-l4", "nftables"}, "udp": {"xlb-l4", "nftables"}})
+	runQuick(t, "l4", map[string][]string{"tcp": {"xlb-xdp", "xlb-l4", "nftables"}, "udp": {"xlb-xdp", "xlb-l4", "nftables"}})
 }

@@ -10,16 +10,14 @@ func l7Baseline() Scenario {
 	const backends = 3
 	return Scenario{
 		Name:  "l7-baseline",
-		Title: "L7 baseline: HTTP/1.1 keep-alive through HAProxy and NGINX",
+		Title: "L7: HTTP/1.1 keep-alive through xlb, HAProxy and NGINX",
 		Description: "HTTP/1.1 keep-alive GETs of a small response (the backend's name, a few bytes) from the client, " +
 			"through the proxy on the gateway's VIP, to 3 backends (round robin, keep-alive upstream).",
 		Backends:  backends,
 		Workloads: []Workload{httpKeepAlive()},
 		Systems: func() []System {
 			return []System{
-				// xlb's HTTP proxy joins here once dataplane/l7 serves http
-				// listeners: uncomment this line (ratios then read xlb ÷ peer).
-				// newXlbHTTP(82, backends),
+				newXlbHTTP(82, backends), // ratios read xlb ÷ peer
 				newHAProxy(80),
 				newNGINX(81),
 			}
@@ -39,18 +37,18 @@ func l4() Scenario {
 	const backends = 3
 	return Scenario{
 		Name:  "l4",
-		Title: "L4: xlb's userspace engine and nftables DNAT",
+		Title: "L4: xlb's XDP engine, its userspace engine and nftables DNAT",
 		Description: fmt.Sprintf("TCP connections (connect, 64-byte echo, close) and UDP request/response to the VIP's "+
-			"tcp %d and udp %d listeners, balanced round robin over 3 echo backends: by xlbd's userspace L4 engine "+
+			"tcp %d and udp %d listeners, balanced round robin over 3 echo backends: by xlbd's XDP engine (NAT mode: "+
+			"rewritten and redirected in the driver hook, attached only while it is measured), by xlbd's userspace L4 engine "+
 			"(a proxy: it terminates the client's connection and opens one to the backend), and by nftables DNAT in the gateway "+
 			"(the kernel forwards and conntrack translates).", 7000, 7001),
 		Backends:  backends,
 		Workloads: []Workload{tcpConnect(), udpRequestResponse()},
 		Systems: func() []System {
 			return []System{
+				newXlbXDP(backends),
 				newXlbL4(backends),
-				// xlb's XDP engine joins here, as an xlbd with xdp_mode native
-				// on the gateway's interfaces.
 				newNFTDNAT(backends),
 			}
 		},
@@ -66,6 +64,11 @@ func l4() Scenario {
 				"tick-based accounting (CONFIG_IRQ_TIME_ACCOUNTING off, as here) softirq work is charged to the task it interrupts, " +
 				"so the generator's CPU time contains kernel forwarding work and subtracting it hides part of nftables' cost; that " +
 				"figure (which also includes the backends) is still in the notes and in results.json.",
+			"xlb-xdp's CPU per operation is not measured here: on veth, XDP runs in the NAPI context of the sending side, i.e. on " +
+				"the load core, so the gateway core does not show it (on a NIC it runs in the receiving core's driver poll). Its cost per " +
+				"packet is measured by `go test -bench BenchmarkProgram ./dataplane/xdp/` (BPF_PROG_TEST_RUN) instead; its rates and " +
+				"latencies here are real. XDP is attached only while xlb-xdp is measured, and every veth uses software TX checksums " +
+				"for all systems alike.",
 			"The nftables table (bench/peers/nft-dnat.nft.tmpl: prerouting DNAT by numgen inc, round robin as xlb's rr) exists only while nftables " +
 				"is measured, so conntrack does not tax xlbd's traffic; conntrack's TIME_WAIT and CLOSE timeouts are 5 s in the gateway " +
 				"namespace so the table does not fill during a connection-rate run.",

@@ -120,6 +120,7 @@ type xlbd struct {
 	config  string // YAML
 	targets map[string]string
 	metrics string // its metrics address in the gateway
+	bpffs   string // pin directory; "" for a system that does not attach XDP
 }
 
 // newXlbL4 is xlbd's userspace L4 engine (XDP off): a tcp listener on
@@ -177,10 +178,15 @@ func (s *xlbd) Start(ctx context.Context, e *Env) error {
 	if err := os.WriteFile(cfg, []byte(s.config), 0o644); err != nil {
 		return err
 	}
+	bpffs := s.bpffs
+	if bpffs == "" {
+		bpffs = filepath.Join(e.Lab.BPFFSDir(), s.name) // unused: XDP is off
+	}
 	p, err := peers.Start(ctx, e.Lab, netlab.HostGateway, s.name, filepath.Join(dir, "xlbd.log"),
 		"taskset", "-c", strconv.Itoa(e.Opts.GatewayCPU), e.Opts.Xlbd, "run",
 		"--config", cfg, "--metrics-listen", s.metrics, "--log-format", "console", "--log-level", "warn",
-		"--bpffs", filepath.Join(e.Lab.BPFFSDir(), s.name), "--drain-timeout", "1s")
+		"--bpffs", bpffs, "--state-dir", filepath.Join(dir, "state"), "--drain-timeout", "1s",
+		"--http-access-log=false")
 	if err != nil {
 		return err
 	}
