@@ -33,14 +33,22 @@ func Table(p *Part) string {
 	}
 	row(&b, sep)
 	for _, s := range p.Summary {
-		cells := []string{s.System, fmtRate(s.MaxRate), fmtMicros(s.CPUPerOp), fmtLatency(s.P50), fmtLatency(s.P99)}
+		cpu := "n/a"
+		if p.cpuMeasured(s.System) {
+			cpu = fmtMicros(s.CPUPerOp)
+		}
+		cells := []string{s.System, fmtRate(s.MaxRate), cpu, fmtLatency(s.P50), fmtLatency(s.P99)}
 		for _, n := range p.Numerators {
 			r, ok := p.ratio(n, s.System)
 			if !ok {
 				cells = append(cells, "—", "—", "—", "—")
 				continue
 			}
-			cells = append(cells, fmtRatio(r.MaxRate), fmtRatio(r.CPUPerOp), fmtRatio(r.P50), fmtRatio(r.P99))
+			cpuRatio := "n/a"
+			if p.cpuMeasured(n) && p.cpuMeasured(s.System) {
+				cpuRatio = fmtRatio(r.CPUPerOp)
+			}
+			cells = append(cells, fmtRatio(r.MaxRate), cpuRatio, fmtRatio(r.P50), fmtRatio(r.P99))
 		}
 		row(&b, cells)
 	}

@@ -205,6 +205,9 @@ func cpuPlot(p *Part) (*plot.Plot, error) {
 	title := fmt.Sprintf("%s: CPU per %s at %s %s", p.short(), p.Op, fmtRate(p.FixedRate), p.Unit)
 	return barPlot(p, title, "CPU µs per "+p.Op+" ("+cpuLabel(p.CPUMethod)+")",
 		func(s SystemSummary) (float64, []float64) {
+			if !p.cpuMeasured(s.System) {
+				return 0, nil // not attributable: an empty bar, as the table's n/a
+			}
 			var rounds []float64
 			for _, d := range s.CPUPerOpRounds {
 				rounds = append(rounds, us(d))

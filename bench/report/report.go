@@ -187,6 +187,9 @@ type Part struct {
 	// ratios to each other system are reported.
 	Systems    []string `json:"systems"`
 	Numerators []string `json:"numerators"`
+	// CPUUnmeasured are systems whose CPU the method cannot attribute
+	// (shown as n/a, left out of CPU ratios and plots).
+	CPUUnmeasured []string `json:"cpu_unmeasured,omitempty"`
 	// FixedRate is the open-loop rate of PhaseFixed.
 	FixedRate    float64         `json:"fixed_rate"`
 	Measurements []Measurement   `json:"measurements"`
@@ -229,6 +232,16 @@ type Report struct {
 	Method  []string `json:"method"`
 	Parts   []*Part  `json:"parts"`
 	Cleanup Cleanup  `json:"cleanup"`
+}
+
+// cpuMeasured reports whether a system's CPU figures mean anything.
+func (p *Part) cpuMeasured(system string) bool {
+	for _, s := range p.CPUUnmeasured {
+		if s == system {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Part) short() string {

@@ -165,6 +165,9 @@ func runWorkload(ctx context.Context, e *Env, w Workload, all []System, logf fun
 	}
 	for _, s := range systems {
 		p.Systems = append(p.Systems, s.Name())
+		if u, ok := s.(interface{ CPUUnmeasured() bool }); ok && u.CPUUnmeasured() {
+			p.CPUUnmeasured = append(p.CPUUnmeasured, s.Name())
+		}
 	}
 	p.Numerators = report.Numerators(p.Systems)
 

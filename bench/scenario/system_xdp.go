@@ -31,6 +31,10 @@ func newXlbXDP(backends int) System {
 
 func (s *xlbXDP) Start(context.Context, *Env) error { return nil }
 
+// CPUUnmeasured: on veth, XDP runs in the sender's NAPI context (the load
+// core), so the gateway core's accounting cannot show its cost.
+func (s *xlbXDP) CPUUnmeasured() bool { return true }
+
 func (s *xlbXDP) Enter(ctx context.Context, e *Env) error {
 	lab, err := labsvc.PrepareXDP(e.Lab)
 	if err != nil {
