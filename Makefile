@@ -66,7 +66,7 @@ run: build
 # their own sections of bench/RESULTS.md and plots in bench/results/NAME/.
 bench: build
 	@mkdir -p bench/out
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./dataplane/pool/ ./dataplane/acl/ | tee bench/out/micro.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms -count 3 ./dataplane/pool/ ./dataplane/acl/ | tee bench/out/micro.txt
 	$(BIN)/xlb-bench scenario l7-baseline --update-results
 	$(BIN)/xlb-bench scenario l4 --update-results
 
