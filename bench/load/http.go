@@ -44,7 +44,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (*Result, error) {
 	timeout := orDefault(o.Timeout, DefaultTimeout)
 	dial := o.Dial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		dial = defaultDial
 	}
 	p := &plan{
 		workers:  connectionsFor(o.Connections, o.Rate),
@@ -83,6 +83,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (*Result, error) {
 			req:     buildH1Request(&o, u, host),
 			head:    o.Method == http.MethodHead,
 			newConn: o.NewConnPerRequest,
+			reset:   o.Reset,
 			timeout: timeout,
 			dial:    dial,
 		}
@@ -221,10 +222,6 @@ func buildH1Request(o *HTTPOptions, u *url.URL, host string) []byte {
 		switch http.CanonicalHeaderKey(name) {
 		case "Host", "Content-Length", "Transfer-Encoding":
 			continue // ours
-		case "Connection":
-			if o.NewConnPerRequest {
-				continue
-			}
 		}
 		for _, v := range o.Header[name] {
 			fmt.Fprintf(&b, "%s: %s\r\n", name, v)
@@ -232,9 +229,6 @@ func buildH1Request(o *HTTPOptions, u *url.URL, host string) []byte {
 	}
 	if len(o.Body) > 0 || o.Method == http.MethodPost || o.Method == http.MethodPut || o.Method == http.MethodPatch {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(o.Body))
-	}
-	if o.NewConnPerRequest {
-		b.WriteString("Connection: close\r\n")
 	}
 	b.WriteString("\r\n")
 	b.Write(o.Body)

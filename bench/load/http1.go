@@ -21,6 +21,7 @@ type h1Target struct {
 	req     []byte      // the whole request, prebuilt
 	head    bool        // HEAD: answers carry no body
 	newConn bool        // one request per connection
+	reset   bool        // close those with a RST
 	timeout time.Duration
 	dial    Dialer
 }
@@ -93,32 +94,13 @@ func (w *h1Worker) exchange(st *stats) errKind {
 		w.drop()
 		return classify(err, false) // a cut-off answer is already errShort
 	}
-	switch {
-	case w.t.newConn && !keep:
-		w.awaitClose()
-		w.drop()
-	case !keep || w.t.newConn:
+	if !keep || w.t.newConn {
+		if l, ok := w.conn.(interface{ SetLinger(int) error }); ok && w.t.reset {
+			l.SetLinger(0) //nolint:errcheck // then Close sends a FIN, no harm
+		}
 		w.drop()
 	}
 	return statusKind(code)
-}
-
-// closeWait bounds how long a one-request connection waits for the server to close.
-const closeWait = time.Second
-
-// awaitClose waits for the server's FIN after a response that ends the connection,
-// so that the server, which asked to close, is the active closer and keeps the
-// TIME_WAIT: a generator that closed first would fill its ephemeral ports with
-// TIME_WAIT sockets within seconds at high connection rates (where the kernel does
-// not reuse them: tcp_tw_reuse only covers loopback by default), and every connect
-// would get slower meanwhile.
-func (w *h1Worker) awaitClose() {
-	w.conn.SetReadDeadline(time.Now().Add(min(w.t.timeout, closeWait))) //nolint:errcheck
-	for {
-		if _, err := w.br.Discard(w.br.Buffered() + 1); err != nil {
-			return
-		}
-	}
 }
 
 func (w *h1Worker) connect(st *stats) error {

@@ -25,6 +25,7 @@ func TestHTTPCountsMatchServer(t *testing.T) {
 		{"closed loop, duration", HTTPOptions{Connections: 3, Duration: 300 * time.Millisecond}, 3},
 		{"open loop", HTTPOptions{Connections: 5, Rate: 1000, Duration: time.Second}, 5},
 		{"new connection per request", HTTPOptions{Connections: 2, Requests: 300, NewConnPerRequest: true}, math.MaxUint64},
+		{"new connection per request, RST", HTTPOptions{Connections: 2, Requests: 300, NewConnPerRequest: true, Reset: true}, math.MaxUint64},
 		{"h2c closed loop", HTTPOptions{Proto: ProtoH2C, Connections: 8, Requests: 1000}, 1},
 		{"h2c open loop", HTTPOptions{Proto: ProtoH2C, Connections: 8, Rate: 500, Duration: 500 * time.Millisecond}, 1},
 		{"h2c new connection per request", HTTPOptions{Proto: ProtoH2C, Connections: 2, Requests: 100, NewConnPerRequest: true}, math.MaxUint64},

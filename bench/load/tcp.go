@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"time"
 )
 
@@ -39,7 +38,7 @@ func TCP(ctx context.Context, o TCPOptions) (*Result, error) {
 	}
 	dial := o.Dial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		dial = defaultDial
 	}
 	timeout := orDefault(o.Timeout, DefaultTimeout)
 	switch o.Mode {

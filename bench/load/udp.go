@@ -40,7 +40,7 @@ func UDP(ctx context.Context, o UDPOptions) (*Result, error) {
 	}
 	dial := o.Dial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		dial = defaultDial
 	}
 	u := &udpRun{
 		addr:    o.Addr,

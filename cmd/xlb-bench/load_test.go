@@ -57,6 +57,7 @@ func TestLoadCommands(t *testing.T) {
 		{[]string{"http", "-n", "50", "-c", "2", "-json", httpURL}, "http", 50},
 		{[]string{"http", httpURL, "-n", "20", "-proto", "h2c", "-H", "X-A: 1", "-host", "h", "-json"}, "http", 20},
 		{[]string{"http", "-n", "10", "-new-conn", "-m", "POST", "-body", "x", "-json", httpURL + "echo"}, "http", 10},
+		{[]string{"http", "-n", "10", "-new-conn", "-reset", "-json", httpURL}, "http", 10},
 		{[]string{"tcp", "-n", "30", "-payload", "10", "-json", tcpAddr}, "tcp-connect", 30},
 		{[]string{"tcp", tcpAddr, "-mode", "connect", "-reset", "-n", "30", "-json"}, "tcp-connect", 30},
 		{[]string{"tcp", "-mode", "throughput", "-n", "40", "-c", "2", "-json", tcpAddr}, "tcp-throughput", 40},
