@@ -95,3 +95,19 @@ func appendVary(dst []byte, resp *response) []byte {
 	}
 	return append(dst, "Vary: Accept-Encoding\r\n"...)
 }
+
+// probeGzip settles a gzipProbe decision for a body of unknown length by
+// reading up to gzipMinLength bytes into buf: gzipYes when that much came,
+// gzipNo when the whole body was shorter (complete is then true: probe holds
+// all of it). An error means the backend failed mid-body.
+func probeGzip(b *body, buf []byte) (gz gzipDecision, probe []byte, complete bool, err error) {
+	n, err := io.ReadAtLeast(b, buf[:gzipMinLength], gzipMinLength)
+	probe = buf[:n]
+	switch {
+	case err == nil:
+		return gzipYes, probe, false, nil
+	case b.done:
+		return gzipNo, probe, true, nil
+	}
+	return gzipNo, probe, false, err
+}

@@ -330,14 +330,8 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 		defer e.bufs.copy.Put(bufp)
 	}
 	if gz == gzipProbe {
-		n, err := io.ReadAtLeast(&x.respBody, (*bufp)[:gzipMinLength], gzipMinLength)
-		probe = (*bufp)[:n]
-		switch {
-		case err == nil:
-			gz = gzipYes
-		case x.respBody.done:
-			gz, probed = gzipNo, true
-		default:
+		var err error
+		if gz, probe, probed, err = probeGzip(&x.respBody, *bufp); err != nil {
 			stop()
 			bc.close()
 			waitPump()

@@ -274,14 +274,8 @@ func (c *clientConn) respond(st *listenerState, bc *backendConn, pumping bool, s
 	}
 	if gz == gzipProbe {
 		// Unknown length: read up to the threshold to decide.
-		n, err := io.ReadAtLeast(&c.respBody, (*bufp)[:gzipMinLength], gzipMinLength)
-		probe = (*bufp)[:n]
-		switch {
-		case err == nil:
-			gz = gzipYes
-		case c.respBody.done:
-			gz, probed = gzipNo, true
-		default:
+		var err error
+		if gz, probe, probed, err = probeGzip(&c.respBody, *bufp); err != nil {
 			bc.close()
 			if pumping {
 				c.stopPump(bc)
