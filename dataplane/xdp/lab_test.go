@@ -2,8 +2,6 @@ package xdp_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -164,19 +162,8 @@ func TestXDPForwardsThroughTheVIP(t *testing.T) {
 	}
 
 	// NAT mode: the backend sees the client's own address.
-	hc := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: x.lab.Dialer(netlab.HostClient), DisableKeepAlives: true}}
-	resp, err := hc.Get("http://" + netlab.VIP + ":8080/headers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var hdrs map[string][]string
-	if err := json.Unmarshal(body, &hdrs); err != nil {
-		t.Fatalf("/headers: %v: %s", err, body)
-	}
-	if ra := hdrs[serve.HeadersKeyRemoteAddr]; len(ra) == 0 || netip.MustParseAddrPort(ra[0]).Addr().String() != netlab.ClientIP {
-		t.Errorf("backend saw the client as %v, want %s", ra, netlab.ClientIP)
+	if seen, err := labsvc.SeenAs(context.Background(), x.lab, netlab.HostClient, 8080); err != nil || seen.String() != netlab.ClientIP {
+		t.Errorf("backend saw the client as %v (%v), want %s", seen, err, netlab.ClientIP)
 	}
 
 	// A backend taken out (health down) gets no new flows.
@@ -248,37 +235,15 @@ func TestXDPFlowsSurviveARestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	vip := func(port int) string { return net.JoinHostPort(netlab.VIP, strconv.Itoa(port)) }
-	tc, err := x.lab.Dial(ctx, netlab.HostClient, "tcp", vip(7000))
+	flows, err := labsvc.OpenLiveFlows(ctx, x.lab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tc.Close()
-	uc, err := x.lab.Dial(ctx, netlab.HostClient, "udp", vip(7001))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	if _, err := serve.WhoAmITCP(ctx, tc); err != nil {
-		t.Fatal(err)
-	}
-	udpName, err := serve.WhoAmIUDP(ctx, uc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer flows.Close()
 	echo := func(stage string) {
 		t.Helper()
-		msg := []byte("still here " + stage + "\n")
-		if _, err := tc.Write(msg); err != nil {
-			t.Fatalf("%s: tcp write: %v", stage, err)
-		}
-		buf := make([]byte, len(msg))
-		_ = tc.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if _, err := io.ReadFull(tc, buf); err != nil || string(buf) != string(msg) {
-			t.Fatalf("%s: the TCP connection broke: %q %v", stage, buf, err)
-		}
-		if name, err := serve.WhoAmIUDP(ctx, uc); err != nil || name != udpName {
-			t.Fatalf("%s: the UDP flow answered %q (%v), want %q", stage, name, err, udpName)
+		if err := flows.Check(ctx); err != nil {
+			t.Fatalf("%s: %v", stage, err)
 		}
 	}
 
@@ -316,18 +281,12 @@ func TestXDPFullNATRepliesReturnWhateverTheBackendsRoutes(t *testing.T) {
 		t.Error("nat mode worked although the backend cannot route to the client: the test proves nothing")
 	}
 	for i := range 5 {
-		resp, err := hc.Get("http://" + netlab.VIP + ":8081/headers")
+		seen, err := labsvc.SeenAs(context.Background(), x.lab, netlab.HostClient, 8081)
 		if err != nil {
 			t.Fatalf("fullnat request %d: %v", i, err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var hdrs map[string][]string
-		if err := json.Unmarshal(body, &hdrs); err != nil {
-			t.Fatal(err)
-		}
-		if ra := hdrs[serve.HeadersKeyRemoteAddr]; len(ra) == 0 || netip.MustParseAddrPort(ra[0]).Addr().String() != netlab.GatewayDownIP {
-			t.Errorf("in fullnat the backend saw %v, want the gateway's %s", ra, netlab.GatewayDownIP)
+		if seen.String() != netlab.GatewayDownIP {
+			t.Errorf("in fullnat the backend saw %v, want the gateway's %s", seen, netlab.GatewayDownIP)
 		}
 	}
 }

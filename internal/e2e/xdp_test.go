@@ -2,17 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net"
-	"net/http"
-	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/xlbproject/xlb/bench/serve"
+	"github.com/xlbproject/xlb/internal/labsvc"
 	"github.com/xlbproject/xlb/internal/netlab"
 )
 
@@ -43,19 +37,8 @@ func TestXDPThroughXlbd(t *testing.T) {
 	if got := e.metric(`xlb_xdp_dropped_total{listener="lb/tcp/7002",reason="acl"}`); got < 1 {
 		t.Errorf("acl drops = %v, want at least 1 (the SYN and its retries)", got)
 	}
-	hc := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: e.lab.Dialer(netlab.HostClient), DisableKeepAlives: true}}
-	resp, err := hc.Get("http://" + netlab.VIP + ":8080/headers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var hdrs map[string][]string
-	if err := json.Unmarshal(body, &hdrs); err != nil {
-		t.Fatalf("/headers: %v: %s", err, body)
-	}
-	if ra := hdrs[serve.HeadersKeyRemoteAddr]; len(ra) == 0 || netip.MustParseAddrPort(ra[0]).Addr().String() != netlab.ClientIP {
-		t.Errorf("the backend saw the client as %v, want %s", ra, netlab.ClientIP)
+	if seen, err := labsvc.SeenAs(context.Background(), e.lab, netlab.HostClient, 8080); err != nil || seen.String() != netlab.ClientIP {
+		t.Errorf("the backend saw the client as %v (%v), want %s", seen, err, netlab.ClientIP)
 	}
 }
 
@@ -65,38 +48,16 @@ func TestXDPConnectionsSurviveXlbdRestart(t *testing.T) {
       - {protocol: udp, port: 7001}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	vip := func(port int) string { return net.JoinHostPort(netlab.VIP, strconv.Itoa(port)) }
-	tc, err := e.lab.Dial(ctx, netlab.HostClient, "tcp", vip(7000))
+	flows, err := labsvc.OpenLiveFlows(ctx, e.lab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tc.Close()
-	uc, err := e.lab.Dial(ctx, netlab.HostClient, "udp", vip(7001))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	if _, err := serve.WhoAmITCP(ctx, tc); err != nil {
-		t.Fatal(err)
-	}
-	udpName, err := serve.WhoAmIUDP(ctx, uc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer flows.Close()
 
 	e.restart()
 
-	msg := []byte("after the restart\n")
-	if _, err := tc.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len(msg))
-	_ = tc.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.ReadFull(tc, buf); err != nil || string(buf) != string(msg) {
-		t.Errorf("the TCP connection did not survive the restart: %q %v", buf, err)
-	}
-	if name, err := serve.WhoAmIUDP(ctx, uc); err != nil || name != udpName {
-		t.Errorf("the UDP flow answered %q (%v) after the restart, want %q", name, err, udpName)
+	if err := flows.Check(ctx); err != nil {
+		t.Errorf("after the restart: %v", err)
 	}
 	if got := e.count("tcp", 7000, 6); len(got) != 3 {
 		t.Errorf("new connections after the restart went %v, want all three backends", got)
@@ -116,11 +77,8 @@ func TestXDPConnectionsSurviveXlbdRestart(t *testing.T) {
 			t.Errorf("xlbd cleanup output lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := tc.Write(msg); err == nil {
-		_ = tc.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := io.ReadFull(tc, buf); err == nil {
-			t.Error("the connection still flows after xlbd cleanup detached XDP")
-		}
+	if err := flows.Check(ctx); err == nil {
+		t.Error("the flows still flow after xlbd cleanup detached XDP")
 	}
 }
 
