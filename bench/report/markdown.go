@@ -12,6 +12,9 @@ import (
 // median closed-loop rate, CPU per operation and latency at the fixed rate,
 // then for each numerator N the ratios N ÷ the row's system.
 func Table(p *Part) string {
+	if p.NoLatency {
+		return deliveryTable(p)
+	}
 	var b strings.Builder
 	head := []string{
 		"system",
@@ -49,6 +52,54 @@ func Table(p *Part) string {
 				cpuRatio = fmtRatio(r.CPUPerOp)
 			}
 			cells = append(cells, fmtRatio(r.MaxRate), cpuRatio, fmtRatio(r.P50), fmtRatio(r.P99))
+		}
+		row(&b, cells)
+	}
+	return b.String()
+}
+
+// deliveryTable is Table for a part without latency: the highest rate
+// delivered, CPU per operation and loss at the fixed rate, and the ratios
+// of the first two.
+func deliveryTable(p *Part) string {
+	var b strings.Builder
+	head := []string{
+		"system",
+		"max " + p.Unit + " (under 1% loss)",
+		"CPU µs/" + p.Op + " (" + cpuLabel(p.CPUMethod) + ")",
+		fmt.Sprintf("delivered at %s %s", fmtRate(p.FixedRate), p.Unit),
+		"loss",
+	}
+	for _, n := range p.Numerators {
+		head = append(head, n+" ÷ row: "+p.Unit, "CPU/"+p.Op)
+	}
+	row(&b, head)
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---"
+		if i > 0 {
+			sep[i] = "--:"
+		}
+	}
+	row(&b, sep)
+	for _, s := range p.Summary {
+		cpu := "n/a"
+		if p.cpuMeasured(s.System) {
+			cpu = fmtMicros(s.CPUPerOp)
+		}
+		loss := strconv.FormatFloat(100*s.Loss, 'f', 2, 64) + "%"
+		cells := []string{s.System, fmtRate(s.MaxRate), cpu, fmtRate(s.FixedAchieved), loss}
+		for _, n := range p.Numerators {
+			r, ok := p.ratio(n, s.System)
+			if !ok {
+				cells = append(cells, "—", "—")
+				continue
+			}
+			cpuRatio := "n/a"
+			if p.cpuMeasured(n) && p.cpuMeasured(s.System) {
+				cpuRatio = fmtRatio(r.CPUPerOp)
+			}
+			cells = append(cells, fmtRatio(r.MaxRate), cpuRatio)
 		}
 		row(&b, cells)
 	}
@@ -122,8 +173,13 @@ func partNotes(p *Part) []string {
 	for _, s := range p.Summary {
 		rounds = max(rounds, len(s.MaxRates))
 	}
-	notes = append(notes, fmt.Sprintf("Medians of %d round(s); %d concurrent connections (sockets for udp); "+
-		"the fixed rate is open loop (latency from each %s's scheduled send time).", rounds, p.Connections, p.Op))
+	if p.NoLatency {
+		notes = append(notes, fmt.Sprintf("Medians of %d round(s); %d flows; max is the highest offered rate delivered "+
+			"with under 1%% loss (the generator's full speed when the system kept up with it); the fixed rate is paced.", rounds, p.Connections))
+	} else {
+		notes = append(notes, fmt.Sprintf("Medians of %d round(s); %d concurrent connections (sockets for udp); "+
+			"the fixed rate is open loop (latency from each %s's scheduled send time).", rounds, p.Connections, p.Op))
+	}
 	for _, s := range p.Summary {
 		var per []string
 		for _, r := range s.MaxRates {
@@ -152,6 +208,8 @@ func plotAlt(p *Part, file string) string {
 	switch {
 	case strings.HasSuffix(file, "-latency.png"):
 		return p.Title + ": latency against offered rate"
+	case strings.HasSuffix(file, "-delivery.png"):
+		return p.Title + ": delivered against offered rate"
 	case strings.HasSuffix(file, "-throughput.png"):
 		return p.Title + ": closed-loop rate"
 	case strings.HasSuffix(file, "-cpu.png"):

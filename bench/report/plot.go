@@ -47,8 +47,12 @@ func WritePlots(dir string, p *Part) error {
 		make   func(*Part) (*plot.Plot, error)
 		legend bool
 	}
+	first := plotFn{"latency", latencyPlot, true}
+	if p.NoLatency {
+		first = plotFn{"delivery", deliveryPlot, true}
+	}
 	for _, f := range []plotFn{
-		{"latency", latencyPlot, true},
+		first,
 		{"throughput", throughputPlot, false},
 		{"cpu", cpuPlot, false},
 	} {
@@ -192,6 +196,45 @@ func latencyPlot(p *Part) (*plot.Plot, error) {
 	pl.Y.Min = math.Pow(10, math.Floor(math.Log10(lo)))
 	pl.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi)))
 	pl.X.Min = 0
+	return pl, nil
+}
+
+// deliveryPlot is the delivered rate against the offered rate, one line
+// per system: a system that keeps up follows the diagonal.
+func deliveryPlot(p *Part) (*plot.Plot, error) {
+	pl := plot.New()
+	pl.Title.Text = p.short() + ": delivered against offered rate"
+	pl.X.Label.Text = "offered rate (" + p.Unit + ")"
+	pl.Y.Label.Text = "delivered (" + p.Unit + ")"
+	pl.X.Tick.Marker = labelledTicks{fmtRate}
+	pl.Y.Tick.Marker = labelledTicks{fmtRate}
+	pl.Add(plotter.NewGrid())
+	drawn := false
+	for i, sys := range p.Systems {
+		var xys plotter.XYs
+		for _, s := range p.Sweep {
+			if s.System == sys && s.Offered > 0 {
+				xys = append(xys, plotter.XY{X: s.Offered, Y: s.Achieved})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, points.Color = systemColor(i), systemColor(i)
+		line.Width = vg.Points(1.5)
+		points.Shape = draw.CircleGlyph{}
+		pl.Add(line, points)
+		pl.Legend.Add(sys, line, points)
+		drawn = true
+	}
+	if !drawn {
+		return nil, fmt.Errorf("no paced rate measured")
+	}
+	pl.X.Min, pl.Y.Min = 0, 0
 	return pl, nil
 }
 

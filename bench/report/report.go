@@ -181,6 +181,10 @@ type Part struct {
 	Op   string `json:"op"`
 	// CPUMethod is CPUProcess or CPUGatewayCore.
 	CPUMethod string `json:"cpu_method"`
+	// NoLatency marks a part that measures delivery, not latency (the
+	// packet rate): its table shows loss, its plot delivered against
+	// offered, and its max rate is the highest delivered with under 1% loss.
+	NoLatency bool `json:"no_latency,omitempty"`
 	// Connections is the generator's concurrency (connections or sockets).
 	Connections int `json:"connections"`
 	// Systems in the order they ran; Numerators are the systems whose

@@ -320,3 +320,33 @@ func TestGatewayCPU(t *testing.T) {
 		}
 	}
 }
+
+// A delivery part (the packet rate) has no latency: its table gives loss,
+// its first plot delivered against offered.
+func TestDeliveryPart(t *testing.T) {
+	p := samplePart()
+	p.Name, p.Unit, p.Op, p.NoLatency = "pps", "packets/s", "packet", true
+	for i := range p.Measurements {
+		r := p.Measurements[i].Result
+		r.Latency = load.Percentiles{}
+		if p.Measurements[i].System == "nginx" && p.Measurements[i].Phase == PhaseFixed {
+			r.Loss = 0.02
+		}
+	}
+	Summarize(p)
+	got := Table(p)
+	want := "| system | max packets/s (under 1% loss) | CPU µs/packet (process) | delivered at 5,000 packets/s | loss | haproxy ÷ row: packets/s | CPU/packet |\n" +
+		"| --- | --: | --: | --: | --: | --: | --: |\n" +
+		"| haproxy | 22,000 | 20.0 | 5,000 | 0.00% | — | — |\n" +
+		"| nginx | 10,000 | 40.0 | 5,000 | 2.00% | 2.20 | 0.50 |\n"
+	if got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	dir := t.TempDir()
+	if err := WritePlots(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Plots) != 3 || p.Plots[0] != "pps-delivery.png" {
+		t.Errorf("plots %v, want pps-delivery.png first", p.Plots)
+	}
+}

@@ -25,6 +25,8 @@ type Env struct {
 	n      int // backends
 	// keepers are the tick keepers' pids: ours, not noise.
 	keepers []int
+	// logf prints a progress line.
+	logf func(format string, args ...any)
 }
 
 func (e *Env) systemDir(name string) string {

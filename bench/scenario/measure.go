@@ -88,12 +88,55 @@ func (e *Env) measure(ctx context.Context, sys System, w Workload, phase report.
 	if err := sys.Enter(ctx, e); err != nil {
 		return m, fmt.Errorf("%s: %w", sys.Name(), err)
 	}
-	res, cpu, err := e.runGenerator(ctx, sys, w, rate, dur)
+	var res *load.Result
+	var cpu report.CPU
+	var err error
+	if w.Run != nil {
+		res, cpu, err = w.Run(ctx, e, sys, rate, dur, func(start time.Time) func() (report.CPU, error) {
+			return e.readWindow(ctx, sys, start, dur)
+		})
+	} else {
+		res, cpu, err = e.runGenerator(ctx, sys, w, rate, dur)
+	}
 	if lerr := sys.Leave(ctx, e); lerr != nil && err == nil {
 		err = fmt.Errorf("%s: %w", sys.Name(), lerr)
 	}
 	m.Result, m.CPU = res, cpu
 	return m, err
+}
+
+// readWindow reads the CPU counters from 5% to 95% of a window of dur
+// that starts at start, for load generated inside this process; the
+// returned function waits for the readings.
+func (e *Env) readWindow(ctx context.Context, sys System, start time.Time, dur time.Duration) func() (report.CPU, error) {
+	type out struct {
+		cpu report.CPU
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		readAt := func(at time.Duration) (reading, error) {
+			if !sleepCtx(ctx, time.Until(start.Add(at))) {
+				return reading{}, ctx.Err()
+			}
+			return e.read(sys, os.Getpid())
+		}
+		before, err := readAt(dur / 20)
+		if err != nil {
+			ch <- out{err: err}
+			return
+		}
+		after, err := readAt(dur * 19 / 20)
+		if err != nil {
+			ch <- out{err: err}
+			return
+		}
+		ch <- out{cpu: e.cpuDelta(before, after)}
+	}()
+	return func() (report.CPU, error) {
+		o := <-ch
+		return o.cpu, o.err
+	}
 }
 
 func (e *Env) runGenerator(ctx context.Context, sys System, w Workload, rate float64, dur time.Duration) (*load.Result, report.CPU, error) {

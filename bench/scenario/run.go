@@ -26,6 +26,11 @@ func Run(ctx context.Context, name string, o Options) (*report.Report, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown scenario %q (have %v)", name, Names())
 	}
+	for _, w := range o.Workloads {
+		if !slices.ContainsFunc(sc.Workloads, func(x Workload) bool { return x.Name == w }) {
+			return nil, fmt.Errorf("scenario %s has no workload %q", name, w)
+		}
+	}
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", name, err)
@@ -79,7 +84,7 @@ func run(ctx context.Context, sc Scenario, o Options, r *report.Report) (err err
 	}
 	defer func() { err = errors.Join(err, bs.Close()) }()
 
-	e := &Env{Lab: lab, Backends: bs, Opts: o, n: sc.Backends}
+	e := &Env{Lab: lab, Backends: bs, Opts: o, n: sc.Backends, logf: logf}
 	for _, cpu := range []int{o.LoadCPU, o.GatewayCPU} {
 		k, err := keepTicking(ctx, lab, cpu, filepath.Join(o.OutDir, fmt.Sprintf("tick-keeper-cpu%d.log", cpu)))
 		if err != nil {
@@ -117,6 +122,9 @@ func run(ctx context.Context, sc Scenario, o Options, r *report.Report) (err err
 		r.Cleanup.PIDs = append(r.Cleanup.PIDs, s.PIDs()...)
 	}
 	for _, w := range sc.Workloads {
+		if len(o.Workloads) > 0 && !slices.Contains(o.Workloads, w.Name) {
+			continue
+		}
 		part, err := runWorkload(ctx, e, w, systems, logf)
 		if part != nil {
 			r.Parts = append(r.Parts, part)
@@ -158,14 +166,14 @@ func runWorkload(ctx context.Context, e *Env, w Workload, all []System, logf fun
 	}
 	p := &report.Part{
 		Name: w.Name, Title: w.Title, Short: w.Short, Unit: w.Unit, Op: w.Op, CPUMethod: w.CPUMethod,
-		Connections: w.Connections,
+		Connections: w.Connections, NoLatency: w.Run != nil,
 	}
 	if e.Opts.Connections > 0 {
 		p.Connections = e.Opts.Connections
 	}
 	for _, s := range systems {
 		p.Systems = append(p.Systems, s.Name())
-		if u, ok := s.(interface{ CPUUnmeasured() bool }); ok && u.CPUUnmeasured() {
+		if u, ok := s.(interface{ CPUUnmeasured(workload string) bool }); ok && u.CPUUnmeasured(w.Name) {
 			p.CPUUnmeasured = append(p.CPUUnmeasured, s.Name())
 		}
 	}
@@ -177,7 +185,11 @@ func runWorkload(ctx context.Context, e *Env, w Workload, all []System, logf fun
 			return p, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 		target := s.Target(w.Name)
-		err := waitReady(ctx, 15*time.Second, func(ctx context.Context) error { return w.Check(ctx, e.Lab, target) })
+		check := func(ctx context.Context) error { return w.Check(ctx, e.Lab, target) }
+		if w.Probe != nil {
+			check = func(ctx context.Context) error { return w.Probe(ctx, e, s) }
+		}
+		err := waitReady(ctx, 15*time.Second, check)
 		if lerr := s.Leave(ctx, e); err == nil {
 			err = lerr
 		}

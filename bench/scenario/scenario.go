@@ -133,6 +133,8 @@ type Options struct {
 	FixedRate float64
 	// Connections overrides each workload's concurrency.
 	Connections int
+	// Workloads, if set, runs only the named workloads of the scenario.
+	Workloads []string
 	// OutDir receives results.json, summary.md, the plots and every
 	// process's log.
 	OutDir string

@@ -2,6 +2,8 @@ package scenario
 
 import (
 	"fmt"
+
+	"github.com/xlbproject/xlb/internal/labsvc"
 )
 
 // l7Baseline compares the L7 peers with each other; xlb's HTTP proxy joins
@@ -39,12 +41,12 @@ func l4() Scenario {
 		Name:  "l4",
 		Title: "L4: xlb's XDP engine, its userspace engine and nftables DNAT",
 		Description: fmt.Sprintf("TCP connections (connect, 64-byte echo, close) and UDP request/response to the VIP's "+
-			"tcp %d and udp %d listeners, balanced round robin over 3 echo backends: by xlbd's XDP engine (NAT mode: "+
+			"tcp %d and udp %d listeners, and a UDP packet rate to udp %d, balanced round robin over 3 echo backends: by xlbd's XDP engine (NAT mode: "+
 			"rewritten and redirected in the driver hook, attached only while it is measured), by xlbd's userspace L4 engine "+
 			"(a proxy: it terminates the client's connection and opens one to the backend), and by nftables DNAT in the gateway "+
-			"(the kernel forwards and conntrack translates).", 7000, 7001),
+			"(the kernel forwards and conntrack translates).", labsvc.TCPPort, labsvc.UDPPort, FramesPort),
 		Backends:  backends,
-		Workloads: []Workload{tcpConnect(), udpRequestResponse()},
+		Workloads: []Workload{tcpConnect(), udpRequestResponse(), udpFrames()},
 		Systems: func() []System {
 			return []System{
 				newXlbXDP(backends),
@@ -69,6 +71,16 @@ func l4() Scenario {
 				"packet is measured by `go test -bench BenchmarkProgram ./dataplane/xdp/` (BPF_PROG_TEST_RUN) instead; its rates and " +
 				"latencies here are real. XDP is attached only while xlb-xdp is measured, and every veth uses software TX checksums " +
 				"for all systems alike.",
+			"The packet rate (pps) is sent by the live-frame generator (bench/xdpgen, BPF_PROG_TEST_RUN with live frames) from the client's " +
+				"interface, 60-byte UDP frames over 1024 flows (source ports), and counted where they leave the gateway: an XDP counter on the " +
+				"switch's port facing the gateway drops the benchmark's frames and passes the rest (ARP, health checks), so the bridge and the " +
+				"backends' kernels, slower than an XDP gateway, are not measured. Max is the highest offered rate delivered with under 1% loss: " +
+				"the generator's full speed when the system keeps up, else found by bisection over paced rates (bursts of at most 128 frames, " +
+				"spaced by spinning on the load core), since a kernel-path gateway fed faster than it forwards overruns its receive ring and " +
+				"delivers a fraction. The generator restores its template's headers in every frame, because pages come back from the receiver " +
+				"with its rewrites. On veth every system's receive hook runs on the sending core: xlb-xdp's whole forwarding, and the kernel " +
+				"peers' pass program and skb allocation, share the load core with the generator (receive packet steering then moves the kernel " +
+				"peers' stack work to the gateway core), so xlb-xdp's figure is bounded by the generator's core and understates it.",
 			"The nftables table (bench/peers/nft-dnat.nft.tmpl: prerouting DNAT by numgen inc, round robin as xlb's rr) exists only while nftables " +
 				"is measured, so conntrack does not tax xlbd's traffic; conntrack's TIME_WAIT and CLOSE timeouts are 5 s in the gateway " +
 				"namespace so the table does not fill during a connection-rate run.",

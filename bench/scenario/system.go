@@ -128,13 +128,26 @@ type xlbd struct {
 // configs/demo.yaml without weights, so it picks exactly as nftables'
 // numgen inc does.
 func newXlbL4(backends int) System {
-	cfg := xlbConfig("off", backends, `
-      - {protocol: tcp, port: 7000, backend_port: 7000, scheduler: rr}
-      - {protocol: udp, port: 7001, backend_port: 7001, scheduler: rr}`)
-	return &xlbd{name: "xlb-l4", config: cfg, metrics: "127.0.0.1:9100", targets: map[string]string{
+	cfg := xlbConfig("off", backends, l4Listeners)
+	return &xlbd{name: "xlb-l4", config: cfg, metrics: "127.0.0.1:9100", targets: l4Targets()}
+}
+
+// l4Listeners are the l4 scenario's listeners: tcp and udp echo, and the
+// packet-rate workload's udp port, whose frames the backends' counters
+// drop, so its health check asks the udp echo server instead.
+var l4Listeners = fmt.Sprintf(`
+      - {protocol: tcp, port: %[1]d, backend_port: %[1]d, scheduler: rr}
+      - {protocol: udp, port: %[2]d, backend_port: %[2]d, scheduler: rr}
+      - {protocol: udp, port: %[3]d, backend_port: %[3]d, scheduler: rr, health_check: {type: udp, port: %[2]d, request: health, response: ok}}`,
+	labsvc.TCPPort, labsvc.UDPPort, FramesPort)
+
+// l4Targets are the l4 systems' targets by workload.
+func l4Targets() map[string]string {
+	return map[string]string{
 		"tcp": hostPort(netlab.VIP, labsvc.TCPPort),
 		"udp": hostPort(netlab.VIP, labsvc.UDPPort),
-	}}
+		"pps": hostPort(netlab.VIP, FramesPort),
+	}
 }
 
 // newXlbHTTP is xlbd's HTTP proxy (dataplane/l7) on VIP:port: round robin,
@@ -222,15 +235,7 @@ func newNFTDNAT(backends int) System { return &nftDNAT{backends: backends} }
 
 func (s *nftDNAT) Name() string { return "nftables" }
 
-func (s *nftDNAT) Target(w string) string {
-	switch w {
-	case "tcp":
-		return hostPort(netlab.VIP, labsvc.TCPPort)
-	case "udp":
-		return hostPort(netlab.VIP, labsvc.UDPPort)
-	}
-	return ""
-}
+func (s *nftDNAT) Target(w string) string { return l4Targets()[w] }
 
 func (s *nftDNAT) Start(context.Context, *Env) error { return nil }
 
@@ -239,6 +244,7 @@ func (s *nftDNAT) Enter(ctx context.Context, e *Env) error {
 	script, err := peers.RenderDNAT(peers.DNAT{Table: name, Rules: []peers.DNATRule{
 		{Proto: "tcp", VIP: netlab.VIP, Port: labsvc.TCPPort, Backends: e.backendList(labsvc.TCPPort)},
 		{Proto: "udp", VIP: netlab.VIP, Port: labsvc.UDPPort, Backends: e.backendList(labsvc.UDPPort)},
+		{Proto: "udp", VIP: netlab.VIP, Port: FramesPort, Backends: e.backendList(FramesPort)},
 	}})
 	if err != nil {
 		return err

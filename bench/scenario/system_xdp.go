@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cilium/ebpf"
 
 	"github.com/xlbproject/xlb/internal/labsvc"
 	"github.com/xlbproject/xlb/internal/netlab"
@@ -20,20 +21,24 @@ type xlbXDP struct {
 }
 
 func newXlbXDP(backends int) System {
-	cfg := xlbConfig(fmt.Sprintf("native, interfaces: [%s, %s]", netlab.IfaceGatewayUp, netlab.IfaceGatewayDown), backends, `
-      - {protocol: tcp, port: 7000, backend_port: 7000, scheduler: rr}
-      - {protocol: udp, port: 7001, backend_port: 7001, scheduler: rr}`)
-	return &xlbXDP{xlbd: xlbd{name: "xlb-xdp", config: cfg, metrics: "127.0.0.1:9102", targets: map[string]string{
-		"tcp": hostPort(netlab.VIP, labsvc.TCPPort),
-		"udp": hostPort(netlab.VIP, labsvc.UDPPort),
-	}}}
+	cfg := xlbConfig(fmt.Sprintf("native, interfaces: [%s, %s]", netlab.IfaceGatewayUp, netlab.IfaceGatewayDown), backends, l4Listeners)
+	return &xlbXDP{xlbd: xlbd{name: "xlb-xdp", config: cfg, metrics: "127.0.0.1:9102", targets: l4Targets()}}
+}
+
+// SwapSwitchProgram replaces the lab's pass program on the switch's port
+// facing the gateway while xlb-xdp is measured (see ownXDP).
+func (s *xlbXDP) SwapSwitchProgram(prog *ebpf.Program) (func() error, error) {
+	if s.lab == nil {
+		return nil, errors.New("xlb-xdp is not entered")
+	}
+	return s.lab.SwapSwitchProgram(prog)
 }
 
 func (s *xlbXDP) Start(context.Context, *Env) error { return nil }
 
 // CPUUnmeasured: on veth, XDP runs in the sender's NAPI context (the load
 // core), so the gateway core's accounting cannot show its cost.
-func (s *xlbXDP) CPUUnmeasured() bool { return true }
+func (s *xlbXDP) CPUUnmeasured(string) bool { return true }
 
 func (s *xlbXDP) Enter(ctx context.Context, e *Env) error {
 	lab, err := labsvc.PrepareXDP(e.Lab)

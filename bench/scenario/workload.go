@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xlbproject/xlb/bench/load"
 	"github.com/xlbproject/xlb/bench/report"
 	"github.com/xlbproject/xlb/bench/serve"
 	"github.com/xlbproject/xlb/internal/netlab"
@@ -34,7 +35,20 @@ type Workload struct {
 	// Check sends one operation to target from the client host; nil when
 	// the system answers it.
 	Check func(ctx context.Context, lab *netlab.Lab, target string) error
+
+	// Run and Probe replace Args and Check for load generated inside this
+	// process (the live-frame generator): Run measures one window at rate
+	// (0: the highest the system delivers), calling window when the
+	// measured window starts and its result when it ends; Probe checks
+	// that the system forwards the load at all.
+	// Their parts report delivery and loss, not latency.
+	Run   func(ctx context.Context, e *Env, sys System, rate float64, d time.Duration, window cpuWindow) (*load.Result, report.CPU, error)
+	Probe func(ctx context.Context, e *Env, sys System) error
 }
+
+// cpuWindow starts the CPU readings of a window that starts now and lasts
+// the measurement's duration; the function it returns waits for them.
+type cpuWindow func(start time.Time) func() (report.CPU, error)
 
 func rateArgs(rate float64) []string {
 	if rate <= 0 {

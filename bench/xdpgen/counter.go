@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
@@ -48,6 +49,10 @@ type CounterConfig struct {
 	// Pass returns XDP_PASS (frames go on to the kernel) instead of
 	// XDP_DROP.
 	Pass bool
+	// PassUnmatched passes the frames that do not match the filter and
+	// drops only the matching ones: the receiver keeps answering ARP and
+	// health checks while it sinks a flood.
+	PassUnmatched bool
 	// MatchProto (e.g. UDP) and MatchDstPort select the frames counted as
 	// matched, so that a receiver's own background traffic (IPv6 router
 	// solicitations, MLD) is not mistaken for generated frames. Zero
@@ -74,6 +79,35 @@ type Counter struct {
 // AttachCounter loads xdp_count and attaches it to dev in run's namespace.
 // Close detaches it.
 func AttachCounter(run NSRunner, dev string, cfg CounterConfig) (_ *Counter, err error) {
+	c, err := LoadCounter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	flags := link.XDPDriverMode
+	if cfg.Mode == Generic {
+		flags = link.XDPGenericMode
+	}
+	err = run(func() error {
+		idx, _, err := ifindex(CurrentNetNS, dev)
+		if err != nil {
+			return err
+		}
+		c.link, err = link.AttachXDP(link.XDPOptions{Program: c.objs.XdpCount, Interface: idx, Flags: flags})
+		return err
+	})
+	if err != nil {
+		c.objs.Close()
+		return nil, fmt.Errorf("counter: attach to %s (%v mode): %w", dev, cfg.Mode, err)
+	}
+	return c, nil
+}
+
+// Program is the counter's XDP program, for a caller that attaches it
+// itself (LoadCounter), e.g. by replacing the program of an existing link.
+func (c *Counter) Program() *ebpf.Program { return c.objs.XdpCount }
+
+// LoadCounter loads xdp_count without attaching it (cfg.Mode is unused).
+func LoadCounter(cfg CounterConfig) (*Counter, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("counter: raise memlock limit: %w", err)
 	}
@@ -92,26 +126,6 @@ func AttachCounter(run NSRunner, dev string, cfg CounterConfig) (_ *Counter, err
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		return nil, fmt.Errorf("counter: load xdp_count: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			c.objs.Close()
-		}
-	}()
-	flags := link.XDPDriverMode
-	if cfg.Mode == Generic {
-		flags = link.XDPGenericMode
-	}
-	err = run(func() error {
-		idx, _, err := ifindex(CurrentNetNS, dev)
-		if err != nil {
-			return err
-		}
-		c.link, err = link.AttachXDP(link.XDPOptions{Program: c.objs.XdpCount, Interface: idx, Flags: flags})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("counter: attach to %s (%v mode): %w", dev, cfg.Mode, err)
-	}
 	return c, nil
 }
 
@@ -127,14 +141,17 @@ func counterVars(cfg CounterConfig) (map[string]any, error) {
 	default:
 		return nil, fmt.Errorf("match protocol %v", cfg.MatchProto)
 	}
-	pass := uint32(0)
-	if cfg.Pass {
-		pass = 1
+	b := func(v bool) uint32 {
+		if v {
+			return 1
+		}
+		return 0
 	}
 	return map[string]any{
-		xdpCountVarPass:       pass,
-		xdpCountVarMatchProto: proto,
-		xdpCountVarMatchDport: cfg.MatchDstPort,
+		xdpCountVarPass:          b(cfg.Pass),
+		xdpCountVarPassUnmatched: b(cfg.PassUnmatched),
+		xdpCountVarMatchProto:    proto,
+		xdpCountVarMatchDport:    cfg.MatchDstPort,
 	}, nil
 }
 

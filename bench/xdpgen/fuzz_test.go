@@ -66,7 +66,7 @@ func FuzzParseMatchesBPF(f *testing.F) {
 	const flows, srcAddrs, sportBase = 5, 3, 1000
 	tmpl := testSpec("10.9.0.1", "10.0.0.2", UDP, 60)
 	tmpl.SrcPort = sportBase
-	g := newTestGen(f, GeneratorConfig{Frame: mustFrame(f, tmpl), Flows: flows, SrcAddrs: srcAddrs})
+	g := newTestGen(f, GeneratorConfig{Frame: mustFrame(f, tmpl), Flows: flows, SrcAddrs: srcAddrs, noRestore: true})
 	srcBase := tmpl.Src.As4()
 
 	f.Fuzz(func(t *testing.T, in []byte) {

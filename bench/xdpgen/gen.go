@@ -2,6 +2,7 @@ package xdpgen
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -55,6 +56,10 @@ type GeneratorConfig struct {
 	// consecutive addresses starting at the frame's (after each full round
 	// of ports). Flows*SrcAddrs distinct flows in all.
 	SrcAddrs int
+
+	// noRestore leaves frames as they come (no template restore): the
+	// parser cross-check runs the program on arbitrary frames.
+	noRestore bool
 }
 
 // Generator sends a template frame at high rate with BPF_PROG_TEST_RUN in
@@ -134,7 +139,18 @@ func NewGenerator(run NSRunner, cfg GeneratorConfig) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generator: %w", err)
 	}
+	// The template's headers, restored into every frame (xdp_gen.c).
+	var tmpl [16]uint64
+	n := min(len(cfg.Frame), len(tmpl)*8) &^ 7
+	if cfg.noRestore {
+		n = 0
+	}
+	for i := 0; i < n/8; i++ {
+		tmpl[i] = binary.NativeEndian.Uint64(cfg.Frame[i*8:])
+	}
 	consts := map[string]any{
+		xdpGenVarTmpl:            tmpl,
+		xdpGenVarTmplLen:         uint32(n),
 		xdpGenVarGenIfindex:      uint32(ingress),
 		xdpGenVarRedirectIfindex: uint32(target),
 		xdpGenVarFlows:           uint32(max(cfg.Flows, 1)),
@@ -241,6 +257,11 @@ type SendOptions struct {
 	Rate float64
 	// PaceInterval is the pacing period; 0: DefaultPaceInterval.
 	PaceInterval time.Duration
+	// Spin waits between paced bursts by spinning on the clock instead of
+	// sleeping: a sleep wakes tens of microseconds late, so short bursts
+	// (a PaceInterval of tens of microseconds, which a receiver's 256-frame
+	// veth ring absorbs) are only possible on a core given to the sender.
+	Spin bool
 	// BatchSize is the kernel's live-frame batch (1..MaxBatchSize);
 	// 0: DefaultBatchSize.
 	BatchSize uint32
@@ -386,7 +407,11 @@ func (g *Generator) send(ctx context.Context, opts SendOptions) (Result, error) 
 				if !deadline.IsZero() && due.After(deadline) {
 					wait = deadline.Sub(now)
 				}
-				if !sleepCtx(ctx, wait) {
+				if opts.Spin {
+					if !spinUntil(ctx, now.Add(wait)) {
+						break
+					}
+				} else if !sleepCtx(ctx, wait) {
 					break
 				}
 			}
@@ -394,6 +419,17 @@ func (g *Generator) send(ctx context.Context, opts SendOptions) (Result, error) 
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// spinUntil spins until t or until ctx ends; it reports whether ctx is
+// still live.
+func spinUntil(ctx context.Context, t time.Time) bool {
+	for time.Now().Before(t) {
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // sleepCtx sleeps d or until ctx ends; it reports whether ctx is still live.

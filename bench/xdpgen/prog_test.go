@@ -164,9 +164,36 @@ func TestGenUDPZeroChecksum(t *testing.T) {
 	}
 }
 
-func TestGenNotRewritten(t *testing.T) {
+// TestGenRestoresTemplate: a recycled frame comes back as its receiver
+// left it (a load balancer rewrote its addresses and MACs); the generator
+// sends the template again, with its own rewrite only.
+func TestGenRestoresTemplate(t *testing.T) {
 	good := mustFrame(t, testSpec("10.0.0.1", "10.0.0.2", UDP, 60))
 	g := newTestGen(t, GeneratorConfig{Frame: good, Flows: 4})
+	rewritten := edit(good, func(f []byte) {
+		copy(f[0:12], []byte{0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 1, 2, 3, 4, 5, 6}) // MACs
+		copy(f[30:34], []byte{198, 19, 0, 11})                                      // destination
+		f[22]--                                                                     // TTL
+	})
+	for i := range 8 {
+		ret, out, seq := g.runOnce(t, rewritten)
+		want := edit(good, func(f []byte) {
+			binary.BigEndian.PutUint16(f[34:], 40000+uint16(seq%4))
+		})
+		// The UDP checksum is the program's; the sum below judges it.
+		copy(want[40:42], out[40:42])
+		if ret != xdpRedirect || !bytes.Equal(out, want) {
+			t.Fatalf("run %d: verdict %d\n got %x\nwant %x", i, ret, out, want)
+		}
+		if d := decode(t, out); !d.checksumsCorrect {
+			t.Fatalf("run %d: bad checksums: %+v", i, d)
+		}
+	}
+}
+
+func TestGenNotRewritten(t *testing.T) {
+	good := mustFrame(t, testSpec("10.0.0.1", "10.0.0.2", UDP, 60))
+	g := newTestGen(t, GeneratorConfig{Frame: good, Flows: 4, noRestore: true})
 	frames := map[string][]byte{
 		"arp":      edit(good, func(f []byte) { f[12], f[13] = 0x08, 0x06 }),
 		"fragment": edit(good, func(f []byte) { f[20] = 0x20 }),
@@ -277,25 +304,35 @@ func TestCount(t *testing.T) {
 		name        string
 		cfg         CounterConfig
 		wantVerdict uint32
+		perFrame    []uint32 // verdicts frame by frame, when they differ
 		wantMatched uint64
 		wantBytes   uint64
 	}{
-		{"drop, match all", CounterConfig{}, xdpDrop, 4, 60 + 100 + 60 + 60},
-		{"pass", CounterConfig{Pass: true}, xdpPass, 4, 280},
-		{"udp", CounterConfig{MatchProto: UDP}, xdpDrop, 3, 180},
-		{"udp to 9000", CounterConfig{MatchProto: UDP, MatchDstPort: 9000}, xdpDrop, 2, 120},
-		{"syn to 9000", CounterConfig{MatchProto: SYN, MatchDstPort: 9000}, xdpDrop, 1, 100},
+		{"drop, match all", CounterConfig{}, xdpDrop, nil, 4, 60 + 100 + 60 + 60},
+		{"pass", CounterConfig{Pass: true}, xdpPass, nil, 4, 280},
+		{"udp", CounterConfig{MatchProto: UDP}, xdpDrop, nil, 3, 180},
+		{"udp to 9000", CounterConfig{MatchProto: UDP, MatchDstPort: 9000}, xdpDrop, nil, 2, 120},
+		{"syn to 9000", CounterConfig{MatchProto: SYN, MatchDstPort: 9000}, xdpDrop, nil, 1, 100},
+		// A backend sinking a flood: only the flood is dropped; ARP and
+		// other traffic still reach its kernel.
+		{"udp to 9000, pass the rest", CounterConfig{MatchProto: UDP, MatchDstPort: 9000, PassUnmatched: true}, 0,
+			[]uint32{xdpDrop, xdpPass, xdpPass, xdpPass, xdpDrop}, 2, 120},
+		{"pass wins", CounterConfig{MatchProto: UDP, Pass: true, PassUnmatched: true}, xdpPass, nil, 3, 180},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := loadCounter(t, tt.cfg)
-			for _, f := range frames {
+			for i, f := range frames {
 				ret, err := c.objs.XdpCount.Run(&ebpf.RunOptions{Data: f, Repeat: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if ret != tt.wantVerdict {
-					t.Errorf("verdict %d, want %d", ret, tt.wantVerdict)
+				want := tt.wantVerdict
+				if tt.perFrame != nil {
+					want = tt.perFrame[i]
+				}
+				if ret != want {
+					t.Errorf("frame %d: verdict %d, want %d", i, ret, want)
 				}
 			}
 			st, err := c.Read()

@@ -30,6 +30,7 @@ const (
 	xdpCountVarMatchDport    = "match_dport"
 	xdpCountVarMatchProto    = "match_proto"
 	xdpCountVarPass          = "pass"
+	xdpCountVarPassUnmatched = "pass_unmatched"
 )
 
 // loadXdpCount returns the embedded CollectionSpec for xdpCount.
@@ -88,9 +89,10 @@ type xdpCountMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpCountVariableSpecs struct {
-	MatchDport *ebpf.VariableSpec `ebpf:"match_dport"`
-	MatchProto *ebpf.VariableSpec `ebpf:"match_proto"`
-	Pass       *ebpf.VariableSpec `ebpf:"pass"`
+	MatchDport    *ebpf.VariableSpec `ebpf:"match_dport"`
+	MatchProto    *ebpf.VariableSpec `ebpf:"match_proto"`
+	Pass          *ebpf.VariableSpec `ebpf:"pass"`
+	PassUnmatched *ebpf.VariableSpec `ebpf:"pass_unmatched"`
 }
 
 // xdpCountObjects contains all objects after they have been loaded into the kernel.
@@ -126,9 +128,10 @@ func (m *xdpCountMaps) Close() error {
 //
 // It can be passed to loadXdpCountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpCountVariables struct {
-	MatchDport *ebpf.Variable `ebpf:"match_dport"`
-	MatchProto *ebpf.Variable `ebpf:"match_proto"`
-	Pass       *ebpf.Variable `ebpf:"pass"`
+	MatchDport    *ebpf.Variable `ebpf:"match_dport"`
+	MatchProto    *ebpf.Variable `ebpf:"match_proto"`
+	Pass          *ebpf.Variable `ebpf:"pass"`
+	PassUnmatched *ebpf.Variable `ebpf:"pass_unmatched"`
 }
 
 // xdpCountPrograms contains all programs after they have been loaded into the kernel.

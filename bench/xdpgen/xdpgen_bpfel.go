@@ -35,6 +35,8 @@ const (
 	xdpGenVarSrcAddrs        = "src_addrs"
 	xdpGenVarSrcBase         = "src_base"
 	xdpGenVarTickets         = "tickets"
+	xdpGenVarTmpl            = "tmpl"
+	xdpGenVarTmplLen         = "tmpl_len"
 )
 
 // loadXdpGen returns the embedded CollectionSpec for xdpGen.
@@ -101,6 +103,8 @@ type xdpGenVariableSpecs struct {
 	SrcAddrs        *ebpf.VariableSpec `ebpf:"src_addrs"`
 	SrcBase         *ebpf.VariableSpec `ebpf:"src_base"`
 	Tickets         *ebpf.VariableSpec `ebpf:"tickets"`
+	Tmpl            *ebpf.VariableSpec `ebpf:"tmpl"`
+	TmplLen         *ebpf.VariableSpec `ebpf:"tmpl_len"`
 }
 
 // xdpGenObjects contains all objects after they have been loaded into the kernel.
@@ -144,6 +148,8 @@ type xdpGenVariables struct {
 	SrcAddrs        *ebpf.Variable `ebpf:"src_addrs"`
 	SrcBase         *ebpf.Variable `ebpf:"src_base"`
 	Tickets         *ebpf.Variable `ebpf:"tickets"`
+	Tmpl            *ebpf.Variable `ebpf:"tmpl"`
+	TmplLen         *ebpf.Variable `ebpf:"tmpl_len"`
 }
 
 // xdpGenPrograms contains all programs after they have been loaded into the kernel.

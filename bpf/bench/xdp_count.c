@@ -3,7 +3,9 @@
  * xdp_count: the sink of `xlb-bench xdp`. Attached to the receiving
  * interface, it counts every frame and the frames that match a filter
  * (L4 protocol and destination port), then drops them (or passes them to
- * the kernel when pass is set).
+ * the kernel when pass is set). With pass_unmatched, only the matching
+ * frames are dropped: a backend that sinks a benchmark's flow still answers
+ * ARP and health checks, so the gateway keeps it resolved and up.
  *
  * On a veth, an XDP program on the receiving end is also what makes
  * redirected frames arrive at all: veth's ndo_xdp_xmit delivers into the
@@ -17,6 +19,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set at load time by bench/xdpgen. */
 XLB_CONFIG __u32 pass = 0;        /* 1: XDP_PASS instead of XDP_DROP */
+XLB_CONFIG __u32 pass_unmatched = 0; /* 1: XDP_PASS for frames not matching */
 XLB_CONFIG __u8 match_proto = 0;  /* IPPROTO_TCP/UDP/...; 0: any */
 XLB_CONFIG __u16 match_dport = 0; /* host order; 0: any */
 
@@ -46,6 +49,8 @@ int xdp_count(struct xdp_md *ctx)
 	    (!match_dport || pkt.dport == bpf_htons(match_dport))) {
 		st->matched_packets++;
 		st->matched_bytes += len;
+	} else if (pass_unmatched) {
+		return XDP_PASS;
 	}
 	return pass ? XDP_PASS : XDP_DROP;
 }

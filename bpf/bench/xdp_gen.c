@@ -12,10 +12,14 @@
  * grace period each way. Frames really received there carry another
  * ingress ifindex than gen_ifindex and pass untouched.
  *
- * Pages are recycled between runs, so a frame may carry the rewrites of an
- * earlier run (the kernel only resets the data when the program moved its
- * pointers). The rewrites below therefore set absolute values and update
- * the checksums from whatever the frame holds.
+ * Pages are recycled between batches and runs, and the kernel resets a
+ * frame's data only when a program moved its pointers: a frame comes back
+ * carrying whatever was written into it, by this program and by the
+ * receiver's XDP program too (a load balancer rewrites addresses and MACs
+ * in place before redirecting, and a sink dropping the frame returns the
+ * page to this run's pool). So every frame first gets the template's
+ * first TMPL_LEN bytes (all of its headers) back; the rewrites then start
+ * from the template.
  */
 #include "common.h"
 #include "parse.h"
@@ -30,6 +34,12 @@ XLB_CONFIG __u32 flows = 1;            /* source ports sport_base .. +flows-1 */
 XLB_CONFIG __u16 sport_base = 0;       /* host order */
 XLB_CONFIG __u32 src_addrs = 1;        /* IPv4 sources src_base .. +src_addrs-1 */
 XLB_CONFIG __u32 src_base = 0;         /* host order */
+
+/* The template's first bytes, set at load time with their count. */
+#define TMPL_WORDS 16
+#define TMPL_LEN (TMPL_WORDS * 8)
+XLB_CONFIG __u64 tmpl[TMPL_WORDS] = {};
+XLB_CONFIG __u32 tmpl_len = 0; /* bytes of tmpl to restore, <= TMPL_LEN */
 
 /* Exact counts: while limit is not 0 the program transmits only frames
  * whose ticket is below limit and drops the rest, so a run restarted by a
@@ -93,6 +103,23 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u64 seq)
 	return 1;
 }
 
+/* restore writes the template's headers back, 8 bytes at a time; a tail
+ * shorter than 8 bytes (tmpl_len is rounded down by the loader) is payload
+ * no receiver rewrites. The loop is bounded for the verifier, and each word
+ * is checked against data_end. */
+static __always_inline void restore(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 *w = data;
+
+	for (int i = 0; i < TMPL_WORDS; i++) {
+		if ((__u32)i * 8 >= tmpl_len || (void *)(w + i + 1) > end)
+			break;
+		w[i] = tmpl[i];
+	}
+}
+
 SEC("xdp")
 int xdp_gen(struct xdp_md *ctx)
 {
@@ -108,6 +135,7 @@ int xdp_gen(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 
+	restore(ctx);
 	if (flows > 1 || src_addrs > 1) {
 		/* The per-CPU frame count numbers the frames: no atomics. */
 		if (!rewrite(ctx, st->frames))

@@ -48,6 +48,7 @@ func runScenario(ctx context.Context, args []string, stdout io.Writer) error {
 	rates := fs.String("rates", "", "latency sweep rates, ops/s or fractions of the slowest max rate (default 0.25x,0.5x,0.75x,0.95x)")
 	fs.Float64Var(&o.FixedRate, "fixed-rate", 0, "open-loop rate of the latency and CPU comparison (default half the slowest max rate)")
 	fs.IntVar(&o.Connections, "connections", 0, "generator concurrency (default per workload: 32)")
+	workloads := fs.String("workloads", "", "comma-separated workloads to run (default: all of the scenario's)")
 	fs.IntVar(&o.LoadCPU, "load-cpu", 0, "core of the load generator and the backends")
 	fs.IntVar(&o.GatewayCPU, "gateway-cpu", 1, "core of the system under test and the gateway's packet processing")
 	out := fs.String("out", "", "output directory (default bench/out/NAME-TIMESTAMP)")
@@ -65,6 +66,11 @@ func runScenario(ctx context.Context, args []string, stdout io.Writer) error {
 		var err error
 		if o.Rates, err = scenario.ParseRates(*rates); err != nil {
 			return fmt.Errorf("--rates: %w", err)
+		}
+	}
+	for w := range strings.SplitSeq(*workloads, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			o.Workloads = append(o.Workloads, w)
 		}
 	}
 	self, err := os.Executable()

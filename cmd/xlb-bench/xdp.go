@@ -97,6 +97,7 @@ func runXDP(ctx context.Context, args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 0, "how long to send")
 	pps := fs.Float64("rate", 0, "pace to this many frames per second (0: as fast as possible)")
 	paceEvery := fs.Duration("pace-interval", xdpgen.DefaultPaceInterval, "with --rate: one burst of rate*interval frames per interval (smaller: shorter bursts, more overhead)")
+	spin := fs.Bool("spin", false, "with --rate: spin between bursts instead of sleeping (short --pace-interval on a core of its own)")
 	flows := fs.Int("flows", 1, "rotate the source port over this many values, one per frame")
 	srcAddrs := fs.Int("src-addrs", 1, "also rotate the IPv4 source over this many addresses")
 	tx := fs.Bool("tx", false, "return XDP_TX instead of redirecting to --dev")
@@ -106,6 +107,7 @@ func runXDP(ctx context.Context, args []string, stdout io.Writer) error {
 	sinkDev := fs.String("sink-dev", "", "receiving interface: attach the XDP counter there")
 	sinkModeName := fs.String("sink-mode", "driver", "counter attach mode: driver or generic")
 	sinkPass := fs.Bool("sink-pass", false, "counter returns XDP_PASS instead of XDP_DROP")
+	sinkPassOthers := fs.Bool("sink-pass-unmatched", false, "counter drops only the sent flow and passes everything else (ARP, health checks)")
 	jsonOut := fs.Bool("json", false, "print a JSON report")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -183,7 +185,7 @@ func runXDP(ctx context.Context, args []string, stdout io.Writer) error {
 	var counter *xdpgen.Counter
 	if *sinkDev != "" {
 		counter, err = xdpgen.AttachCounter(xdpgen.NamedNetNS(*sinkNS), *sinkDev, xdpgen.CounterConfig{
-			Mode: sinkMode, Pass: *sinkPass, MatchProto: proto, MatchDstPort: spec.DstPort,
+			Mode: sinkMode, Pass: *sinkPass, PassUnmatched: *sinkPassOthers, MatchProto: proto, MatchDstPort: spec.DstPort,
 		})
 		if err != nil {
 			return fmt.Errorf("xdp: sink: %w", err)
@@ -204,7 +206,7 @@ func runXDP(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("xdp: %w", err)
 		}
 	}
-	opts := xdpgen.SendOptions{Count: *count, Duration: *duration, Rate: *pps, PaceInterval: *paceEvery, BatchSize: uint32(*batch)}
+	opts := xdpgen.SendOptions{Count: *count, Duration: *duration, Rate: *pps, PaceInterval: *paceEvery, Spin: *spin, BatchSize: uint32(*batch)}
 	if !*jsonOut {
 		opts.Progress = func(r xdpgen.Result) {
 			fmt.Fprintf(stdout, "  %6.1fs  %d frames  %.3f Mpps\n", r.Elapsed.Seconds(), r.Frames, r.Mpps())

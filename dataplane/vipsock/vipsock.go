@@ -8,6 +8,8 @@ package vipsock
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"syscall"
 
@@ -42,6 +44,12 @@ func ListenTCP(ctx context.Context, addr string) (*net.TCPListener, error) {
 	return l.(*net.TCPListener), nil
 }
 
+// udpReadBuffer is a UDP listener's receive buffer: one socket takes every
+// client's datagrams, and the default (about 200 KiB, a few hundred small
+// datagrams) overflows on a burst while the reader opens new sessions. The
+// kernel caps it at net.core.rmem_max unless the process may exceed it.
+const udpReadBuffer = 4 << 20
+
 // ListenUDP binds a UDP socket to addr ("VIP:port").
 func ListenUDP(ctx context.Context, addr string) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: control}
@@ -49,5 +57,26 @@ func ListenUDP(ctx context.Context, addr string) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pc.(*net.UDPConn), nil
+	c := pc.(*net.UDPConn)
+	if err := setReadBuffer(c, udpReadBuffer); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("udp %s: receive buffer: %w", addr, err)
+	}
+	return c, nil
+}
+
+// setReadBuffer sets SO_RCVBUFFORCE (root, or CAP_NET_ADMIN: past
+// rmem_max), else SO_RCVBUF (capped by the kernel).
+func setReadBuffer(c *net.UDPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+	return errors.Join(err, serr)
 }

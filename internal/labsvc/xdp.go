@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/dataplane/xdp"
@@ -24,6 +26,9 @@ type XDPLab struct {
 	BPFFS   string // the pin directory to give xlbd (--bpffs)
 	mount   string
 	closers []io.Closer
+	// toBackends is the pass program on the switch's port facing the
+	// gateway, which a benchmark may swap for a counting sink.
+	toBackends link.Link
 }
 
 // PrepareXDP readies lab (built with Topology.NoTxChecksum) for XDP on the
@@ -40,9 +45,12 @@ func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
 	x := &XDPLab{BPFFS: filepath.Join(dir, "xlb"), mount: dir}
 	for host, ifname := range map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway} {
 		err := lab.Do(host, func() error {
-			c, err := xdp.AttachPass(ifname)
+			l, err := xdp.AttachPass(ifname)
 			if err == nil {
-				x.closers = append(x.closers, c)
+				x.closers = append(x.closers, l)
+				if host == netlab.HostSwitch {
+					x.toBackends = l
+				}
 			}
 			return err
 		})
@@ -52,6 +60,26 @@ func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
 		}
 	}
 	return x, nil
+}
+
+// SwapSwitchProgram runs prog instead of the pass program on the switch's
+// port facing the gateway (where every frame the gateway sends to the
+// backends arrives) until restore puts the pass program back.
+func (x *XDPLab) SwapSwitchProgram(prog *ebpf.Program) (restore func() error, err error) {
+	if x.toBackends == nil {
+		return nil, errors.New("no pass program on the switch")
+	}
+	if err := x.toBackends.Update(prog); err != nil {
+		return nil, fmt.Errorf("replacing the switch's pass program: %w", err)
+	}
+	return func() error {
+		pass, err := xdp.PassProgram()
+		if err != nil {
+			return err
+		}
+		defer pass.Close()
+		return x.toBackends.Update(pass)
+	}, nil
 }
 
 // Close detaches the pass programs, removes every pin and unmounts the bpffs.
