@@ -8,6 +8,7 @@ import (
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/dataplane/l4"
+	"github.com/xlbproject/xlb/dataplane/limit"
 )
 
 // L4 drives the userspace layer-4 engine: the tcp and udp listeners the
@@ -16,11 +17,13 @@ type L4 struct {
 	engine    *l4.Engine
 	backends  *Backends
 	placement Placement
+	limits    *Limits
 }
 
-// NewL4 adapts engine, building its pools from backends.
-func NewL4(engine *l4.Engine, backends *Backends, placement Placement) *L4 {
-	return &L4{engine: engine, backends: backends, placement: placement}
+// NewL4 adapts engine, building its pools from backends and its limits
+// from limits (nil: unlimited).
+func NewL4(engine *l4.Engine, backends *Backends, placement Placement, limits *Limits) *L4 {
+	return &L4{engine: engine, backends: backends, placement: placement, limits: limits}
 }
 
 func (a *L4) Name() string { return "l4" }
@@ -30,7 +33,7 @@ func (a *L4) Drain(ctx context.Context) { a.engine.Drain(ctx) }
 
 // Prepare compiles the tcp and udp listeners and stages them.
 func (a *L4) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
-	lc, err := CompileL4(cfg, a.backends, a.placement)
+	lc, err := CompileL4(cfg, a.backends, a.placement, a.limits.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -38,8 +41,9 @@ func (a *L4) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
 }
 
 // CompileL4 turns the configuration's tcp and udp listeners that XDP does
-// not serve into the userspace engine's values.
-func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement) (l4.Config, error) {
+// not serve into the userspace engine's values, with the limits of reg
+// (nil: unlimited).
+func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement, reg *limit.Registry) (l4.Config, error) {
 	var out l4.Config
 	for i, lb := range cfg.GetLoadBalancers() {
 		vip, err := netip.ParseAddr(lb.GetAddress())
@@ -72,6 +76,7 @@ func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement) (l4.C
 			if err != nil {
 				return out, fmt.Errorf("%s.%w", path, err)
 			}
+			lim, _, _ := listenerLimits(reg, lb, l)
 			idleDefault := 900 * time.Second
 			if proto == l4.UDP {
 				idleDefault = 300 * time.Second
@@ -87,6 +92,7 @@ func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement) (l4.C
 				IdleTimeout:    duration(l.GetTimeouts().GetIdle(), idleDefault),
 				ConnectTimeout: duration(l.GetTimeouts().GetConnect(), 5*time.Second),
 				MaxSessions:    int(l.GetMaxSessions()),
+				Limits:         lim,
 			})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/dataplane/l7"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -16,11 +17,15 @@ import (
 type L7 struct {
 	engine   *l7.Engine
 	backends *Backends
+	limits   *Limits
 }
 
 // NewL7 adapts engine, building its pools from backends, so that L7 pools
-// share Backend objects (health, active counts) with the other engines.
-func NewL7(engine *l7.Engine, backends *Backends) *L7 { return &L7{engine: engine, backends: backends} }
+// share Backend objects (health, active counts) with the other engines,
+// and its limits from limits (nil: unlimited).
+func NewL7(engine *l7.Engine, backends *Backends, limits *Limits) *L7 {
+	return &L7{engine: engine, backends: backends, limits: limits}
+}
 
 func (a *L7) Name() string { return "l7" }
 
@@ -29,7 +34,7 @@ func (a *L7) Drain(ctx context.Context) { a.engine.Drain(ctx) }
 
 // Prepare compiles the http listeners and stages them.
 func (a *L7) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
-	lc, err := CompileL7(cfg, a.backends)
+	lc, err := CompileL7(cfg, a.backends, a.limits.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +42,9 @@ func (a *L7) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
 }
 
 // CompileL7 turns the configuration's http listeners into the HTTP engine's
-// values. Errors name the field they come from.
-func CompileL7(cfg *xlbv1.Config, backends *Backends) (l7.Config, error) {
+// values, with the limits of reg (nil: unlimited). Errors name the field
+// they come from.
+func CompileL7(cfg *xlbv1.Config, backends *Backends, reg *limit.Registry) (l7.Config, error) {
 	var out l7.Config
 	for i, lb := range cfg.GetLoadBalancers() {
 		var vip netip.Addr
@@ -58,6 +64,7 @@ func CompileL7(cfg *xlbv1.Config, backends *Backends) (l7.Config, error) {
 			if err != nil {
 				return out, fmt.Errorf("%s.%w", path, err)
 			}
+			hl.Limits, hl.BandwidthIn, hl.BandwidthOut = listenerLimits(reg, lb, l)
 			out.Listeners = append(out.Listeners, hl)
 		}
 	}

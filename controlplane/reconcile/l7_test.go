@@ -79,7 +79,7 @@ certificates:
 func TestCompileL7(t *testing.T) {
 	cfg := loadConfig(t, l7Config)
 	backends := NewBackends()
-	out, err := CompileL7(cfg, backends)
+	out, err := CompileL7(cfg, backends, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestCompileL7(t *testing.T) {
 	}
 	// Same health check as an L4 listener on the same servers: one registry,
 	// so one Backend (health, active count) for both engines.
-	l4cfg, err := CompileL4(cfg, backends, Placement{})
+	l4cfg, err := CompileL4(cfg, backends, Placement{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ load_balancers:
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()
 			tc.mutate(cfg)
-			_, err := CompileL7(cfg, NewBackends())
+			_, err := CompileL7(cfg, NewBackends(), nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to name %s", err, tc.want)
 			}
@@ -218,7 +218,7 @@ func TestL7AdapterServesThroughReconciler(t *testing.T) {
 		defer cancel()
 		e.Drain(ctx)
 	})
-	r := New(NewL7(e, NewBackends()))
+	r := New(NewL7(e, NewBackends(), nil))
 	cfg := loadConfig(t, `
 node: {xdp_mode: off}
 load_balancers:
@@ -255,7 +255,7 @@ func TestCompileL7ShippedConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]*xlbv1.Config{"demo": demo, "example": example} {
-		out, err := CompileL7(cfg, NewBackends())
+		out, err := CompileL7(cfg, NewBackends(), nil)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -56,6 +57,9 @@ type Listener struct {
 	ConnectTimeout time.Duration
 	// MaxSessions caps UDP sessions; 0 means DefaultMaxSessions.
 	MaxSessions int
+	// Limits are the load balancer's, shared with its other listeners and
+	// engines (a UDP session counts as a connection); nil: unlimited.
+	Limits *limit.LB
 }
 
 // key identifies a listener's socket across configurations.

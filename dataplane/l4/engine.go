@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -26,7 +27,11 @@ type Engine struct {
 
 	conns tracker
 	wg    sync.WaitGroup // accept/read loops and pool janitors
+	epoch time.Time      // the limits' clock starts here
 }
+
+// now is the engine's monotonic clock, for the limits.
+func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
 
 // New returns an engine with no listeners.
 func New(reg prometheus.Registerer, log *zap.Logger) (*Engine, error) {
@@ -37,7 +42,7 @@ func New(reg prometheus.Registerer, log *zap.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l4 metrics: %w", err)
 	}
-	return &Engine{log: log, metrics: m, listeners: make(map[key]*listener), conns: newTracker()}, nil
+	return &Engine{log: log, metrics: m, listeners: make(map[key]*listener), conns: newTracker(), epoch: time.Now()}, nil
 }
 
 // listener is one bound socket and its current settings.

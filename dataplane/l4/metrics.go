@@ -2,6 +2,8 @@ package l4
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xlbproject/xlb/dataplane/limit"
 )
 
 // Drop reasons, the values of xlb_l4_dropped_total's reason label.
@@ -12,9 +14,12 @@ const (
 	reasonConnectFailed = "connect_failed"
 	reasonSessionLimit  = "session_limit"
 	reasonBackendError  = "backend_error"
+	reasonMaxConns      = "limit_max_connections"
+	reasonNewConns      = "limit_new_connections"
 )
 
-var dropReasons = []string{reasonACL, reasonStopped, reasonNoBackend, reasonConnectFailed, reasonSessionLimit, reasonBackendError}
+var dropReasons = []string{reasonACL, reasonStopped, reasonNoBackend, reasonConnectFailed, reasonSessionLimit, reasonBackendError,
+	reasonMaxConns, reasonNewConns}
 
 type metrics struct {
 	conns     *prometheus.CounterVec
@@ -45,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"listener", "direction"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l4_dropped_total",
-			Help: "Connections (tcp) or datagrams (udp) refused, by reason: acl, stopped, no_backend, connect_failed, session_limit, backend_error.",
+			Help: "Connections (tcp) or datagrams (udp) refused, by reason: acl, stopped, no_backend, connect_failed, session_limit, backend_error, limit_max_connections, limit_new_connections.",
 		}, []string{"listener", "reason"}),
 		connFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l4_backend_connect_failures_total",
@@ -98,3 +103,11 @@ func (m *metrics) forget(name string) {
 }
 
 func (lm *listenerMetrics) drop(reason string) { lm.drops[reason].Inc() }
+
+// limitReason is the drop reason of a limit's refusal.
+func limitReason(why limit.Reason) string {
+	if why == limit.NewConnections {
+		return reasonNewConns
+	}
+	return reasonMaxConns
+}

@@ -93,6 +93,13 @@ func (e *Engine) serveTCP(st *listenerState, tc *tcpConn) {
 		reset(tc.client)
 		return
 	}
+	lim := st.cfg.Limits
+	if ok, why := lim.Admit(e.now()); !ok {
+		m.drop(limitReason(why))
+		reset(tc.client)
+		return
+	}
+	defer lim.Release()
 
 	b, bc, reason := e.connectBackend(st, src, flowKey(client))
 	if bc == nil {

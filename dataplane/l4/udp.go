@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -38,6 +39,7 @@ type udpSession struct {
 	backend *pool.Backend
 	conn    *net.UDPConn // connected to the backend
 	act     *activity
+	lim     *limit.LB // holds one of its connections
 }
 
 func (s *udpSession) forceClose() { _ = s.conn.Close() }
@@ -96,18 +98,25 @@ func (e *Engine) session(u *udpListener, st *listenerState, client netip.AddrPor
 		m.drop(reasonSessionLimit)
 		return nil
 	}
+	lim := st.cfg.Limits
+	if ok, why := lim.Admit(e.now()); !ok {
+		m.drop(limitReason(why))
+		return nil
+	}
 	b, err := st.pool.PickSticky(src, flowKey(client))
 	if err != nil {
+		lim.Release()
 		m.drop(reasonNoBackend)
 		return nil
 	}
 	bc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(b.AddrPort()))
 	if err != nil {
+		lim.Release()
 		m.drop(reasonConnectFailed)
 		e.log.Debug("l4 udp backend socket failed", zap.String("backend", b.ID()), zap.Error(err))
 		return nil
 	}
-	s = &udpSession{l: u, client: client, backend: b, conn: bc, act: newActivity()}
+	s = &udpSession{l: u, client: client, backend: b, conn: bc, act: newActivity(), lim: lim}
 	u.mu.Lock()
 	u.sessions[client] = s
 	u.mu.Unlock()
@@ -131,6 +140,7 @@ func (e *Engine) relayReplies(s *udpSession, st *listenerState) {
 		s.l.mu.Unlock()
 		_ = s.conn.Close()
 		s.backend.Release()
+		s.lim.Release()
 		m.active.Dec()
 		e.conns.remove(s)
 	}()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -51,6 +52,11 @@ type Listener struct {
 	// the https listener instead of proxying it.
 	RedirectHTTPS *Redirect
 	Timeouts      Timeouts
+	// Limits are the load balancer's (shared with its other listeners and
+	// engines); nil: unlimited. Bandwidth paces the listener's client
+	// traffic in and out; nil: unshaped.
+	Limits                    *limit.LB
+	BandwidthIn, BandwidthOut *limit.Shaper
 }
 
 // Rule sends the requests matching Domain and Path to the server group

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/xlbproject/xlb/dataplane/limit"
 )
 
 // Connection states, for closing idle keep-alive connections safely: the
@@ -53,33 +55,51 @@ type clientConn struct {
 	logFields [9]zap.Field
 
 	headerTimeout time.Duration
-	outStart      int64 // c.cw.n when the request started
-	outPending    int64 // bytes of the answer still buffered, when counted
-	wdl           bool  // a write deadline is set on the client connection
-	handedOff     bool  // the connection went to the h2 server
+	outStart      int64     // c.cw.n when the request started
+	outPending    int64     // bytes of the answer still buffered, when counted
+	wdl           bool      // a write deadline is set on the client connection
+	handedOff     bool      // the connection went to the h2 server
+	lim           *limit.LB // holds one of its connections; nil: unlimited
 }
 
 // countingReader and countingWriter count the client's bytes for
 // xlb_http_bytes_total.
+// With a shaper they also pace the connection to the listener's bandwidth:
+// a read or write that ran ahead of the rate sleeps it off, which holds
+// the client's TCP to the rate without dropping anything.
 type countingReader struct {
-	c net.Conn
-	n int64
+	c   net.Conn
+	n   int64
+	sh  *limit.Shaper
+	now func() int64
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.c.Read(p)
 	r.n += int64(n)
+	if r.sh != nil {
+		if d := r.sh.Take(n, r.now()); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	return n, err
 }
 
 type countingWriter struct {
-	c net.Conn
-	n int64
+	c   net.Conn
+	n   int64
+	sh  *limit.Shaper
+	now func() int64
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.c.Write(p)
 	w.n += int64(n)
+	if w.sh != nil {
+		if d := w.sh.Take(n, w.now()); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	return n, err
 }
 
@@ -107,7 +127,12 @@ func (e *Engine) acceptLoop(l *listener) {
 			_ = c.Close()
 			continue
 		}
+		if !e.admit(st, c) {
+			continue
+		}
 		cc := e.newClientConn(l, c, client, st.metrics)
+		cc.lim = st.cfg.Limits
+		cc.cr.sh, cc.cw.sh = st.cfg.BandwidthIn, st.cfg.BandwidthOut
 		e.conns.add(cc)
 		e.wg.Add(1)
 		go func() {
@@ -117,10 +142,33 @@ func (e *Engine) acceptLoop(l *listener) {
 	}
 }
 
+// admit applies the load balancer's connection limits to a new connection:
+// over them it gets a 503 and is closed, counted by reason. An admitted
+// connection holds one unit of max_connections until it ends.
+func (e *Engine) admit(st *listenerState, c *net.TCPConn) bool {
+	ok, why := st.cfg.Limits.Admit(e.now())
+	if ok {
+		return true
+	}
+	reason := errMaxConns
+	if why == limit.NewConnections {
+		reason = errNewConns
+	}
+	st.metrics.fail(reason)
+	st.metrics.request(503)
+	// A fresh socket's send buffer takes the short page at once; the
+	// deadline only guards the accept loop against a pathological peer.
+	_ = c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	_, _ = c.Write(e.errs.page(503, false))
+	_ = c.Close()
+	return false
+}
+
 func (e *Engine) newClientConn(l *listener, c *net.TCPConn, client netip.AddrPort, lm *listenerMetrics) *clientConn {
 	cc := &clientConn{e: e, l: l, c: c, client: client, lm: lm,
 		ip: client.Addr().Unmap().AppendTo(nil), pumpDone: make(chan error, 1)}
 	cc.cr.c, cc.cw.c = c, c
+	cc.cr.now, cc.cw.now = e.now, e.now
 	cc.rd.init(&cc.cr, e.bufs)
 	cc.rd.onStart, cc.rd.onWait = cc.startRequest, cc.waitHead
 	lm.active.Inc()
@@ -205,6 +253,7 @@ func (c *clientConn) finish() {
 	if !c.handedOff {
 		_ = c.c.Close()
 		c.lm.active.Dec()
+		c.lim.Release() // the h2 server releases a handed-off one
 	}
 	c.rd.release()
 	c.e.conns.remove(c)
@@ -231,6 +280,8 @@ func (c *clientConn) handle(st *listenerState) bool {
 		return false
 	case st.cfg.Stopped:
 		return c.rejectRequest(st, 503, errStopped, start)
+	case !st.cfg.Limits.AllowRequest(c.e.now()):
+		return c.rejectRequest(st, 503, errRequests, start)
 	case string(req.method) == "CONNECT":
 		return c.rejectRequest(st, 405, errBadRequest, start)
 	case st.cfg.RedirectHTTPS != nil:

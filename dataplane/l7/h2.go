@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/xlbproject/xlb/dataplane/limit"
 )
 
 // h2Preface is what an HTTP/2 client with prior knowledge sends first, as
@@ -26,7 +28,7 @@ func (c *clientConn) handOffH2(head []byte) {
 	c.rd.discard(c.rd.buffered())
 	st := c.l.state.Load()
 	c.lm.bytesIn.Add(float64(c.cr.n))
-	pc := &prefacedConn{TCPConn: c.c, pending: pending, client: c.client, ip: c.ip, lm: c.lm}
+	pc := &prefacedConn{TCPConn: c.c, pending: pending, client: c.client, ip: c.ip, lm: c.lm, lim: c.lim}
 	c.handedOff = c.l.h2.offer(pc)
 	if !c.handedOff {
 		st.metrics.fail(errStopped)
@@ -41,6 +43,7 @@ type prefacedConn struct {
 	client  netip.AddrPort
 	ip      []byte
 	lm      *listenerMetrics // counted active since accept
+	lim     *limit.LB        // holds one of its connections since accept
 	once    sync.Once
 }
 
@@ -54,7 +57,12 @@ func (p *prefacedConn) Read(b []byte) (int, error) {
 }
 
 // closed ends the connection's active count once.
-func (p *prefacedConn) closed() { p.once.Do(p.lm.active.Dec) }
+func (p *prefacedConn) closed() {
+	p.once.Do(func() {
+		p.lm.active.Dec()
+		p.lim.Release()
+	})
+}
 
 // chanListener feeds the h2 server the connections handed off to it.
 type chanListener struct {

@@ -49,6 +49,9 @@ func (x *h2Exchange) serve() {
 	case st.cfg.Stopped:
 		x.answer(http.StatusServiceUnavailable, errStopped, "")
 		return
+	case !st.cfg.Limits.AllowRequest(x.e.now()):
+		x.answer(http.StatusServiceUnavailable, errRequests, "")
+		return
 	case x.r.Method == http.MethodConnect:
 		x.answer(http.StatusMethodNotAllowed, errBadRequest, "")
 		return

@@ -14,6 +14,9 @@ const (
 	reasonStopped        = "stopped"
 	reasonBadRequest     = "bad_request"
 	reasonForgedCookie   = "forged_cookie"
+	reasonMaxConns       = "limit_max_connections"
+	reasonNewConns       = "limit_new_connections"
+	reasonRequests       = "limit_requests"
 )
 
 const (
@@ -25,12 +28,16 @@ const (
 	errStopped
 	errBadRequest
 	errForgedCookie
+	errMaxConns
+	errNewConns
+	errRequests
 	numErrReasons
 )
 
 var errReasons = [numErrReasons]string{
 	reasonNoBackend, reasonBackendConnect, reasonBackendTimeout, reasonBadGateway,
 	reasonACL, reasonStopped, reasonBadRequest, reasonForgedCookie,
+	reasonMaxConns, reasonNewConns, reasonRequests,
 }
 
 var codeClasses = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -79,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, append(lbl, "direction")),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_http_errors_total",
-			Help: "Requests or connections refused or failed, by reason: no_backend, backend_connect, backend_timeout, bad_gateway, acl, stopped, bad_request, forged_cookie.",
+			Help: "Requests or connections refused or failed, by reason: no_backend, backend_connect, backend_timeout, bad_gateway, acl, stopped, bad_request, forged_cookie, limit_max_connections, limit_new_connections, limit_requests.",
 		}, append(lbl, "reason")),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_http_backend_ejections_total",

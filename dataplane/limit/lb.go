@@ -83,20 +83,16 @@ const (
 	Out = 1 // to clients
 )
 
-// Bandwidth returns the shapers of listener name (in, out): its own at its
-// peak, or members of the load balancer's share. The same listener gets the
-// same shapers across reloads, so a stream's pacing carries on.
-func (l *LB) Bandwidth(name string) (in, out *Shaper) {
+// Bandwidth returns the shapers of listener name (in, out): its own at
+// peak (bytes per second), or, with peak 0, members of the load balancer's
+// share. The same listener gets the same shapers across reloads, so a
+// stream's pacing carries on; Registry.Set applies the rates.
+func (l *LB) Bandwidth(name string, peak uint64) (in, out *Shaper) {
 	if l == nil {
 		return nil, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.shapersLocked(name)
-}
-
-func (l *LB) shapersLocked(name string) (*Shaper, *Shaper) {
-	peak := l.peaks[name]
 	s := l.listeners[name]
 	// A listener that gained or lost its peak changes between an own
 	// shaper and a share member.
@@ -201,5 +197,40 @@ func (r *Registry) each(fn func(*LB)) {
 	r.mu.Unlock()
 	for _, l := range lbs {
 		fn(l)
+	}
+}
+
+// AllowRequest admits one request at now, counting a refusal; a nil *LB
+// admits everything.
+func (l *LB) AllowRequest(now int64) bool {
+	if l == nil || l.Requests.Allow(now) {
+		return true
+	}
+	l.Drop(Requests)
+	return false
+}
+
+// Admit admits one new connection at now: within the new-connection rate
+// and max_connections, which it then holds until Release. It reports the
+// reason of a refusal, counted.
+func (l *LB) Admit(now int64) (ok bool, why Reason) {
+	if l == nil {
+		return true, 0
+	}
+	if !l.NewConns.Allow(now) {
+		l.Drop(NewConnections)
+		return false, NewConnections
+	}
+	if !l.Conns.Acquire() {
+		l.Drop(MaxConnections)
+		return false, MaxConnections
+	}
+	return true, 0
+}
+
+// Release ends a connection Admit admitted.
+func (l *LB) Release() {
+	if l != nil {
+		l.Conns.Release()
 	}
 }

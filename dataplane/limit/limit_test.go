@@ -154,9 +154,9 @@ func TestBandwidthReservationAndShare(t *testing.T) {
 	r := NewRegistry()
 	l := r.LB("lb")
 	r.Set(map[string]Params{"lb": {BandwidthBps: 30 * mb, Peaks: map[string]uint64{"a": 10 * mb}}})
-	aIn, aOut := l.Bandwidth("a")
-	_, bOut := l.Bandwidth("b")
-	_, cOut := l.Bandwidth("c")
+	aIn, aOut := l.Bandwidth("a", 10*mb)
+	_, bOut := l.Bandwidth("b", 0)
+	_, cOut := l.Bandwidth("c", 0)
 	if aIn == nil || aIn == aOut {
 		t.Fatal("want distinct in and out shapers")
 	}
@@ -198,12 +198,12 @@ func TestRegistrySetKeepsState(t *testing.T) {
 	r.Set(map[string]Params{"lb": {MaxConnections: 2, Peaks: map[string]uint64{"a": 1000}, BandwidthBps: 5000}})
 	l.Conns.Acquire()
 	l.Conns.Acquire()
-	in, _ := l.Bandwidth("a")
+	in, _ := l.Bandwidth("a", 1000)
 	r.Set(map[string]Params{"lb": {MaxConnections: 3, Peaks: map[string]uint64{"a": 2000}, BandwidthBps: 5000}})
 	if r.LB("lb") != l || l.Conns.InUse() != 2 || !l.Conns.Acquire() || l.Conns.Acquire() {
 		t.Fatalf("after reload: in use %d, max %d", l.Conns.InUse(), l.Conns.Max())
 	}
-	if in2, _ := l.Bandwidth("a"); in2 != in || in.bps.Load() != 2000 {
+	if in2, _ := l.Bandwidth("a", 2000); in2 != in || in.bps.Load() != 2000 {
 		t.Errorf("peak not applied in place: same=%v bps=%d", in2 == in, in.bps.Load())
 	}
 	r.Set(nil) // the load balancer is gone: unlimited, not exported

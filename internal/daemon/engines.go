@@ -12,6 +12,7 @@ import (
 	"github.com/xlbproject/xlb/dataplane/health"
 	"github.com/xlbproject/xlb/dataplane/l4"
 	"github.com/xlbproject/xlb/dataplane/l7"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/xdp"
 )
 
@@ -25,6 +26,14 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 		drainAll(engines)
 		return nil, err
 	}
+	// The limits first: the engines' listeners point into its registry,
+	// and a commit sets the values they read.
+	limReg := limit.NewRegistry()
+	if err := reg.Register(limit.NewCollector(limReg)); err != nil {
+		return fail(fmt.Errorf("limit metrics: %w", err))
+	}
+	limits := reconcile.NewLimits(limReg)
+	engines = append(engines, limits)
 
 	xe, err := startXDP(node, opts, log)
 	if err != nil {
@@ -43,7 +52,7 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 	if err != nil {
 		return fail(err)
 	}
-	engines = append(engines, reconcile.NewL4(l4e, backends, placement))
+	engines = append(engines, reconcile.NewL4(l4e, backends, placement, limits))
 
 	stateDir := opts.StateDir
 	if stateDir == "" {
@@ -60,7 +69,7 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 	if err != nil {
 		return fail(err)
 	}
-	engines = append(engines, reconcile.NewL7(l7e, backends))
+	engines = append(engines, reconcile.NewL7(l7e, backends, limits))
 
 	mgr, err := health.NewManager(health.Options{Logger: log.Named("health"), Registerer: reg})
 	if err != nil {
