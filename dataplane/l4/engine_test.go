@@ -376,6 +376,13 @@ func TestDrainWaitsThenCloses(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	// The echo proves the engine holds the connection (accepted and
+	// proxied), not just the kernel's backlog.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("echo through the engine: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
