@@ -100,3 +100,30 @@ func TestValidationErrorLines(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeFileInlinesCertificatesWithoutDefaults(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("PEM TEXT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "xlb.yaml")
+	if err := os.WriteFile(path, []byte("certificates: [{id: ca, type: ca, cert_file: ca.pem}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.DecodeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.GetCertificates()[0]; c.GetCertPem() != "PEM TEXT" || c.GetCertFile() != "ca.pem" {
+		t.Errorf("certificate %v, want the file's text inline and the path kept", c)
+	}
+	if cfg.GetNode() != nil {
+		t.Errorf("DecodeFile applied defaults: node = %v", cfg.GetNode())
+	}
+	if err := os.WriteFile(path, []byte("certificates: [{id: ca, type: ca, cert_file: missing.pem}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.DecodeFile(path); err == nil || !strings.Contains(err.Error(), "certificates[0].cert_file") || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("missing file: %v, want its field and line", err)
+	}
+}
