@@ -45,6 +45,7 @@ type env struct {
 	backends *labsvc.Backends
 	xlbd     *labsvc.Xlbd
 	cfgPath  string
+	sock     string // the control socket
 	log      string
 	args     []string
 }
@@ -79,7 +80,9 @@ func startLab(t *testing.T, n int, cfg string, withXDP bool) *env {
 	e.cfgPath = filepath.Join(dir, "xlb.yaml")
 	e.log = filepath.Join(dir, "xlbd.log")
 	e.writeConfig(cfg)
-	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s", "--state-dir", filepath.Join(dir, "state")}
+	e.sock = filepath.Join(dir, "xlb.sock")
+	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s", "--state-dir", filepath.Join(dir, "state"),
+		"--control-listen", "unix://" + e.sock}
 	if withXDP {
 		x, err := labsvc.PrepareXDP(lab)
 		if err != nil {

@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
+	"github.com/xlbproject/xlb/controlplane/client"
+	"github.com/xlbproject/xlb/controlplane/config"
+)
+
+// running is a daemon in Run with a client on its control socket.
+type running struct {
+	d      *Daemon
+	c      *client.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func runWithControl(t *testing.T, opts Options) *running {
+	t.Helper()
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- d.Run(ctx) }()
+	sock := strings.TrimPrefix(opts.ControlListen, "unix://")
+	if r.c, err = client.Dial(client.Options{Socket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	// Served once the configuration is applied.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := r.c.Get(cctx, &xlbv1.GetRequest{})
+		ccancel()
+		if err == nil {
+			break
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control socket never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.c.Close()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+func (r *running) get(t *testing.T) *xlbv1.GetResponse {
+	t.Helper()
+	g, err := r.c.Get(context.Background(), &xlbv1.GetRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func listenerPort(g *xlbv1.GetResponse) uint32 {
+	return g.GetConfig().GetLoadBalancers()[0].GetListeners()[0].GetPort()
+}
+
+// TestStoredStateAndFilePrecedence: a restart runs what the API applied
+// while the file is unchanged; an edited file, or --force-config, wins.
+func TestStoredStateAndFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "xlb.yaml")
+	p1, p2, p3 := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
+	writeConfig(t, path, p1, "")
+	opts := Options{
+		ConfigPath: path, MetricsListen: "off", DrainTimeout: time.Second,
+		StateDir: filepath.Join(dir, "state"), ControlListen: "unix://" + filepath.Join(dir, "run", "xlb.sock"),
+	}
+
+	// First start: the file is version 1. The API moves the listener to p2.
+	r := runWithControl(t, opts)
+	g := r.get(t)
+	if g.GetInfo().GetVersion() != 1 || listenerPort(g) != uint32(p1) || !strings.HasPrefix(g.GetInfo().GetSource(), "file ") {
+		t.Fatalf("first start: %v", g.GetInfo())
+	}
+	cfg := g.GetConfig()
+	cfg.LoadBalancers[0].Listeners[0].Port = uint32(p2)
+	if resp, err := r.c.Apply(context.Background(), &xlbv1.ApplyRequest{Config: cfg, ExpectedVersion: 1}); err != nil || resp.GetVersion() != 2 {
+		t.Fatalf("Apply: %v, %v", resp, err)
+	}
+	if err := bound(p2); err != nil {
+		t.Errorf("the applied listener is not bound: %v", err)
+	}
+	r.stop(t)
+
+	// Restart, file unchanged: the stored version 2 runs, no new version.
+	r = runWithControl(t, opts)
+	if g := r.get(t); g.GetInfo().GetVersion() != 2 || listenerPort(g) != uint32(p2) {
+		t.Errorf("restart with the file unchanged: version %d port %d, want 2 and %d", g.GetInfo().GetVersion(), listenerPort(g), p2)
+	}
+	if err := bound(p2); err != nil {
+		t.Errorf("the restored listener is not bound: %v", err)
+	}
+	if err := bound(p1); err == nil {
+		t.Errorf("the file's listener %d is bound, but the stored state should win", p1)
+	}
+	r.stop(t)
+
+	// The file edited: it wins, as the next version.
+	writeConfig(t, path, p3, "")
+	r = runWithControl(t, opts)
+	if g := r.get(t); g.GetInfo().GetVersion() != 3 || listenerPort(g) != uint32(p3) {
+		t.Errorf("restart with an edited file: version %d port %d, want 3 and %d", g.GetInfo().GetVersion(), listenerPort(g), p3)
+	}
+	// SIGHUP's path: a reload is a version too.
+	writeConfig(t, path, p1, "")
+	if err := r.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.get(t); g.GetInfo().GetVersion() != 4 || listenerPort(g) != uint32(p1) {
+		t.Errorf("after a reload: version %d port %d, want 4 and %d", g.GetInfo().GetVersion(), listenerPort(g), p1)
+	}
+	cfg = r.get(t).GetConfig()
+	cfg.LoadBalancers[0].Listeners[0].Port = uint32(p2)
+	if _, err := r.c.Apply(context.Background(), &xlbv1.ApplyRequest{Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	r.stop(t)
+
+	// --force-config: the unchanged file replaces the API's version 5.
+	opts.ForceConfig = true
+	r = runWithControl(t, opts)
+	if g := r.get(t); g.GetInfo().GetVersion() != 6 || listenerPort(g) != uint32(p1) {
+		t.Errorf("--force-config: version %d port %d, want 6 and %d", g.GetInfo().GetVersion(), listenerPort(g), p1)
+	}
+	list, err := r.c.ListVersions(context.Background(), &xlbv1.ListVersionsRequest{})
+	if err != nil || len(list.GetVersions()) != 6 {
+		t.Errorf("ListVersions: %v, %v", list, err)
+	}
+	r.stop(t)
+	if _, err := os.Stat(filepath.Join(dir, "run", "xlb.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the control socket is left behind after a stop: %v", err)
+	}
+}
+
+func TestTCPControlWithoutTLSIsRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "xlb.yaml")
+	cfg := "node: {xdp_mode: off, control: {listen: \"tcp://127.0.0.1:9500\"}}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{ConfigPath: path, MetricsListen: "off", StateDir: t.TempDir()})
+	var errs config.Errors
+	if !errors.As(err, &errs) || !strings.Contains(err.Error(), "node.control.tls") {
+		t.Fatalf("New = %v, want config.Errors naming node.control.tls", err)
+	}
+}
