@@ -17,8 +17,8 @@ import (
 	"github.com/xlbproject/xlb/internal/netlab"
 )
 
-// xlbdBin is the xlbd binary built once for every test.
-var xlbdBin string
+// xlbdBin and xlbctlBin are the binaries built once for every test.
+var xlbdBin, xlbctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "xlb-e2e-")
@@ -26,11 +26,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	xlbdBin = filepath.Join(dir, "xlbd")
-	build := exec.Command("go", "build", "-race", "-o", xlbdBin, "github.com/xlbproject/xlb/cmd/xlbd")
+	xlbdBin, xlbctlBin = filepath.Join(dir, "xlbd"), filepath.Join(dir, "xlbctl")
+	build := exec.Command("go", "build", "-race", "-o", dir, "github.com/xlbproject/xlb/cmd/xlbd", "github.com/xlbproject/xlb/cmd/xlbctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building xlbd:", err)
+		fmt.Fprintln(os.Stderr, "building xlbd and xlbctl:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
