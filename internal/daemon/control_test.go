@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/client"
 	"github.com/xlbproject/xlb/controlplane/config"
+	"github.com/xlbproject/xlb/dataplane/certs/certstest"
 )
 
 // running is a daemon in Run with a client on its control socket.
@@ -172,5 +174,72 @@ func TestTCPControlWithoutTLSIsRejected(t *testing.T) {
 	var errs config.Errors
 	if !errors.As(err, &errs) || !strings.Contains(err.Error(), "node.control.tls") {
 		t.Fatalf("New = %v, want config.Errors naming node.control.tls", err)
+	}
+}
+
+// TestTCPControlListenerRequiresMutualTLS runs xlbd with a tcp:// control
+// listener from its file: a client with a certificate from the client CA is
+// served, one without a valid certificate is refused.
+func TestTCPControlListenerRequiresMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certstest.NewCA(t, "control ca")
+	srv := certstest.NewServer(t, ca, "localhost")
+	good := certstest.NewClient(t, ca, "operator")
+	rogue := certstest.NewClient(t, certstest.NewCA(t, "rogue"), "intruder")
+	files := map[string][]byte{
+		"srv.pem": srv.CertPEM, "srv.key": srv.KeyPEM, "ca.pem": ca.CertPEM,
+		"good.pem": good.CertPEM, "good.key": good.KeyPEM, "rogue.pem": rogue.CertPEM, "rogue.key": rogue.KeyPEM,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := freeTCPPort(t)
+	cfg := fmt.Sprintf("node: {xdp_mode: off, control: {listen: \"tcp://127.0.0.1:%d\", tls: {cert_file: srv.pem, key_file: srv.key, client_ca_file: ca.pem}}}\n", port)
+	path := filepath.Join(dir, "xlb.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigPath: path, MetricsListen: "off", DrainTimeout: time.Second, StateDir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+
+	get := func(cert, key string) error {
+		c, err := client.Dial(client.Options{
+			Addr: d.ControlAddr(), CertFile: filepath.Join(dir, cert), KeyFile: filepath.Join(dir, key), CAFile: filepath.Join(dir, "ca.pem"), ServerName: "localhost",
+		})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer ccancel()
+		_, err = c.Get(cctx, &xlbv1.GetRequest{})
+		return err
+	}
+	var err2 error
+	deadline := time.Now().Add(5 * time.Second)
+	for err2 = get("good.pem", "good.key"); err2 != nil && time.Now().Before(deadline); err2 = get("good.pem", "good.key") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err2 != nil {
+		t.Fatalf("a client with a valid certificate: %v", err2)
+	}
+	if err := get("rogue.pem", "rogue.key"); err == nil {
+		t.Error("a client certificate from another CA was served")
+	}
+	if _, err := client.Dial(client.Options{Addr: d.ControlAddr()}); err == nil {
+		t.Error("xlbctl's client dialled a TCP listener without a certificate")
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +72,12 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 	}
 	write(applied, lbConfig(threeServers, listener+`
       - {protocol: tcp, port: 7100, backend_port: 7000, scheduler: rr, health_check: `+fastTCPCheck+`}`))
+	established, _ := e.openTo(7000, "be2")
+	defer established.Close()
 	mustContain(t, "apply", e.xlbctlOK("apply", "-f", applied), "version 2 applied", "+ load_balancers[lb].listeners[tcp/7100]")
+	if err := echo(established); err != nil {
+		t.Errorf("a connection established before the apply: %v", err)
+	}
 	if got := e.count("tcp", 7100, 6); got["be1"] != 2 || got["be2"] != 2 {
 		t.Errorf("the applied listener: %v, want be1 and be2 each 2 of 6 (weights 100/100/50, rr)", got)
 	}
@@ -281,4 +288,66 @@ func lookGrpcurl(t *testing.T) string {
 		t.Log("grpcurl not installed: reflection not checked with it")
 	}
 	return ""
+}
+
+// TestHTTPDrainLetsInFlightRequestsFinish: a request in flight on a
+// backend that is drained completes; every new request, on new and on
+// kept-alive connections, goes to the others.
+func TestHTTPDrainLetsInFlightRequestsFinish(t *testing.T) {
+	e := start(t, 3, lbConfig(webServers, `
+      - {protocol: http, port: 80, backend_port: 8080, scheduler: rr}`))
+	keep := e.webClient(true)
+	if got := e.webShares(keep, 80, 3); len(got) != 3 {
+		t.Fatalf("before the drain: %v, want all three backends", got)
+	}
+	before := map[string]uint64{}
+	for _, b := range []string{"be1", "be2", "be3"} {
+		before[b] = e.backendRequests(b)
+	}
+	type answer struct {
+		code    int
+		backend string
+	}
+	slow := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s:80/delay?ms=2000", netlab.VIP), nil)
+		resp, err := e.webClient(false).Do(req)
+		if err != nil {
+			slow <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		slow <- answer{resp.StatusCode, resp.Header.Get("X-Backend")}
+	}()
+	// The backend the slow request reached.
+	var busy string
+	deadline := time.Now().Add(5 * time.Second)
+	for busy == "" && time.Now().Before(deadline) {
+		for b, n := range before {
+			if e.backendRequests(b) > n {
+				busy = b
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if busy == "" {
+		t.Fatal("the slow request reached no backend")
+	}
+	ip := e.backends.ByName(busy).IP
+	mustContain(t, "drain", e.xlbctlOK("drain", ip+":8080"), ip+":8080 drain")
+	if got := e.webShares(keep, 80, 10); got[busy] != 0 {
+		t.Errorf("while %s drains, new requests on kept-alive connections went %v", busy, got)
+	}
+	if got := e.webShares(e.webClient(false), 80, 6); got[busy] != 0 {
+		t.Errorf("while %s drains, requests on new connections went %v", busy, got)
+	}
+	select {
+	case a := <-slow:
+		if a.code != http.StatusOK || a.backend != busy {
+			t.Errorf("the in-flight request on %s ended %d from %q, want 200 from it", busy, a.code, a.backend)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-flight request never finished")
+	}
 }
