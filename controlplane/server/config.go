@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -95,11 +96,17 @@ func (s *Server) SetServerWeight(ctx context.Context, req *xlbv1.SetServerWeight
 		return nil, status.Error(codes.Unavailable, "no configuration is running yet")
 	}
 	cfg := proto.Clone(s.running).(*xlbv1.Config)
+	lbPorts, groupPorts := backendPorts(cfg)
 	n := 0
-	set := func(servers []*xlbv1.Server) {
+	// ports are the backend ports the pool's listeners give servers
+	// without a port of their own.
+	set := func(servers []*xlbv1.Server, ports []uint32) {
 		for _, sv := range servers {
 			a, err := netip.ParseAddr(sv.GetAddress())
-			if err != nil || a.Unmap() != addr.Unmap() || (req.GetPort() != 0 && sv.GetPort() != req.GetPort()) {
+			if err != nil || a.Unmap() != addr.Unmap() {
+				continue
+			}
+			if p := req.GetPort(); p != 0 && sv.GetPort() != p && (sv.GetPort() != 0 || !slices.Contains(ports, p)) {
 				continue
 			}
 			w := req.GetWeight()
@@ -110,12 +117,12 @@ func (s *Server) SetServerWeight(ctx context.Context, req *xlbv1.SetServerWeight
 	all := req.GetLoadBalancer() == "" && req.GetServerGroup() == ""
 	for _, lb := range cfg.GetLoadBalancers() {
 		if all || lb.GetId() == req.GetLoadBalancer() {
-			set(lb.GetServers())
+			set(lb.GetServers(), lbPorts[lb.GetId()])
 		}
 	}
 	for _, g := range cfg.GetServerGroups() {
 		if all || g.GetId() == req.GetServerGroup() {
-			set(g.GetServers())
+			set(g.GetServers(), groupPorts[g.GetId()])
 		}
 	}
 	if n == 0 {
@@ -127,6 +134,26 @@ func (s *Server) SetServerWeight(ctx context.Context, req *xlbv1.SetServerWeight
 		return nil, toStatus(err)
 	}
 	return &xlbv1.ApplyResponse{Version: v, Changes: changes}, nil
+}
+
+// backendPorts lists, per load balancer default pool and per server group,
+// the backend ports of the listeners that use it.
+func backendPorts(cfg *xlbv1.Config) (lbs, groups map[string][]uint32) {
+	lbs, groups = map[string][]uint32{}, map[string][]uint32{}
+	for _, lb := range cfg.GetLoadBalancers() {
+		for _, l := range lb.GetListeners() {
+			bp := l.GetBackendPort()
+			if l.GetServerGroup() == "" {
+				lbs[lb.GetId()] = append(lbs[lb.GetId()], bp)
+			} else {
+				groups[l.GetServerGroup()] = append(groups[l.GetServerGroup()], bp)
+			}
+			for _, r := range l.GetRules() {
+				groups[r.GetServerGroup()] = append(groups[r.GetServerGroup()], bp)
+			}
+		}
+	}
+	return lbs, groups
 }
 
 func target(addr string, port uint32) string {

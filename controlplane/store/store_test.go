@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
@@ -137,5 +138,14 @@ func TestAdminStatesPersist(t *testing.T) {
 	got, err := s.AdminStates()
 	if err != nil || len(got) != 1 || got["10.0.0.1:80"] != xlbv1.AdminState_drain {
 		t.Fatalf("AdminStates = %v, %v; want only 10.0.0.1:80 drain", got, err)
+	}
+}
+
+func TestASecondOpenIsRefusedClearly(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("second Open = %v, want a refusal naming the lock", err)
 	}
 }

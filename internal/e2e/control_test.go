@@ -144,6 +144,10 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 		t.Errorf("after a restart (be3 drained): %v", got)
 	}
 
+	// A weight by the listener's backend port (the servers name none).
+	mustContain(t, "set-weight", e.xlbctlOK("set-weight", "198.19.0.13:7000", "0"),
+		"version 3 applied", "load_balancers[lb].servers[198.19.0.13].weight: 50 -> 0")
+
 	// Reflection: grpcurl lists the service.
 	grpcurl := lookGrpcurl(t)
 	if grpcurl == "" {
