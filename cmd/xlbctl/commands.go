@@ -92,8 +92,17 @@ func cmdGet(c *cmdContext) func([]string) error {
 			if err != nil {
 				return err
 			}
-			if c.output == "json" {
+			switch c.output {
+			case "json":
 				return printJSON(c.stdout, resp)
+			case "yaml":
+				out, err := config.EncodeYAML(resp.GetConfig())
+				if err != nil {
+					return err
+				}
+				info := resp.GetInfo()
+				fmt.Fprintf(c.stdout, "# xlb configuration version %d (%s)\n%s", info.GetVersion(), info.GetSource(), out)
+				return nil
 			}
 			printConfig(c.stdout, resp)
 			return nil

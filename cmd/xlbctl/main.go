@@ -24,7 +24,8 @@ Usage:
 Commands:
   apply -f FILE [--expect-version N] [--comment TEXT]
                                   validate and apply a configuration file as the next version
-  get [--version N]               the running (or a kept) configuration; -o json for all of it
+  get [--version N]               the running (or a kept) configuration; -o json for all of
+                                  it, -o yaml for a file apply -f takes (keys left out: kept)
   versions                        the kept versions, newest first
   diff -f FILE                    what applying FILE would change (nothing is applied)
   rollback VERSION                apply a kept version again, as the next version
@@ -45,7 +46,7 @@ Flags (before or after the command):
   --addr HOST:PORT   a TCP control listener instead (mutual TLS: --cert, --key, --ca)
   --cert, --key      client certificate and key; --ca: the CA of xlbd's certificate
   --server-name      the name in xlbd's certificate (default: the --addr host)
-  -o table|json      output format (default table)
+  -o table|json      output format (default table; get also takes yaml)
   --timeout D        per-call timeout (default 10s; not for watch)
 `
 
@@ -63,7 +64,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KeyFile, "key", c.KeyFile, "client private key (PEM)")
 	fs.StringVar(&c.CAFile, "ca", c.CAFile, "CA of xlbd's certificate (PEM)")
 	fs.StringVar(&c.ServerName, "server-name", c.ServerName, "name in xlbd's certificate")
-	fs.StringVar(&c.output, "o", c.output, "output: table or json")
+	fs.StringVar(&c.output, "o", c.output, "output: table or json (get: also yaml)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "per-call timeout")
 }
 
@@ -113,8 +114,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := parseInterleaved(fs, rest); err != nil {
 		return 2
 	}
-	if cm.output != "table" && cm.output != "json" {
-		fmt.Fprintf(stderr, "xlbctl: -o %q: want table or json\n", cm.output)
+	switch {
+	case cm.output == "yaml" && name != "get":
+		fmt.Fprintln(stderr, "xlbctl: -o yaml: only get writes YAML (a file apply -f takes)")
+		return 2
+	case cm.output != "table" && cm.output != "json" && cm.output != "yaml":
+		fmt.Fprintf(stderr, "xlbctl: -o %q: want table or json (or yaml for get)\n", cm.output)
 		return 2
 	}
 	err := parse(fs.Args())

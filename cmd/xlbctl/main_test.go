@@ -131,6 +131,16 @@ func TestConfigCommands(t *testing.T) {
 		t.Errorf("get -o json: info %v", doc["info"])
 	}
 
+	// get -o yaml is a file apply takes back: no changes.
+	exported := filepath.Join(l.dir, "exported.yaml")
+	if err := os.WriteFile(exported, []byte(l.ok("get", "-o", "yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "apply of get -o yaml", l.ok("apply", "-f", exported), "version 1: no changes")
+	if _, _, code := l.ctl("stats", "-o", "yaml"); code != 2 {
+		t.Errorf("stats -o yaml: exit %d, want 2", code)
+	}
+
 	rr := l.file("rr.yaml", "rr", l.port)
 	want(t, "diff", l.ok("diff", "-f", rr), "against version 1", "~ load_balancers[lb].listeners["+listener+"].scheduler: wrr -> rr")
 	want(t, "apply", l.ok("apply", "-f", rr, "--comment", "rr now"), "version 2 applied", "scheduler: wrr -> rr")
@@ -212,5 +222,15 @@ func TestServerStatsAndCertCommands(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "certificate.cert_pem") {
 		t.Errorf("upload of a bad key: exit %d %s", code, errOut)
 	}
+	// A configuration exported without the key applies back unchanged.
+	exported := filepath.Join(l.dir, "exported.yaml")
+	yml := l.ok("get", "-o", "yaml")
+	if strings.Contains(yml, "PRIVATE KEY") || !strings.Contains(yml, "BEGIN CERTIFICATE") {
+		t.Errorf("get -o yaml: the certificate without its key expected:\n%s", yml)
+	}
+	if err := os.WriteFile(exported, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "apply of get -o yaml with a certificate", l.ok("apply", "-f", exported), "version 2: no changes")
 	want(t, "certs delete", l.ok("certs", "delete", "web"), "version 3 applied", "- certificates[web]")
 }
