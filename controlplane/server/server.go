@@ -135,6 +135,13 @@ func (s *Server) changeLocked(ctx context.Context, cfg *xlbv1.Config, r store.Re
 	}
 	changes := Diff(s.running, cfg)
 	if s.running != nil && len(changes) == 0 {
+		if r.FileHash != "" {
+			// The file was edited without changing what it says: it
+			// counts as applied (see the start's precedence).
+			if err := s.opts.Store.SetFileHash(r.FileHash); err != nil {
+				s.log.Warn("recording the file's hash", zap.Error(err))
+			}
+		}
 		return s.version, nil, nil
 	}
 	r.Config = cfg
@@ -148,13 +155,20 @@ func (s *Server) changeLocked(ctx context.Context, cfg *xlbv1.Config, r store.Re
 		}
 		return s.version, nil, &EngineError{Err: err}
 	}
-	// The engines run cfg now, whatever the store says next.
-	s.running = cfg
 	if err := s.opts.Store.Commit(v); err != nil {
-		s.log.Error("the engines run a version the store could not commit", zap.Uint64("version", v), zap.Error(err))
-		return s.version, changes, err
+		// Put the engines back on the committed version, so that the
+		// store and the engines still agree.
+		if s.running != nil {
+			if _, rerr := s.opts.Applier.Apply(context.Background(), s.running); rerr != nil {
+				s.log.Error("restoring the committed version after a failed commit", zap.Uint64("version", s.version), zap.Error(rerr))
+			}
+		}
+		if derr := s.opts.Store.Discard(v); derr != nil {
+			s.log.Error("discarding an uncommitted version", zap.Uint64("version", v), zap.Error(derr))
+		}
+		return s.version, nil, fmt.Errorf("storing version %d: %w; version %d still runs", v, err, s.version)
 	}
-	s.version = v
+	s.running, s.version = cfg, v
 	s.restoreAdmin()
 	s.opts.OnApplied(v)
 	s.log.Info("configuration applied", zap.Uint64("version", v), zap.String("source", r.Source), zap.Int("changes", len(changes)))

@@ -258,6 +258,14 @@ func (s *Store) FileHash() (string, error) {
 	return h, err
 }
 
+// SetFileHash records h as the hash of the configuration file last applied
+// (a file whose content changed but whose configuration did not).
+func (s *Store) SetFileHash(h string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyFileHash, []byte(h))
+	})
+}
+
 // AdminStates returns the operator's backend states (address:port ->
 // state); backends without one are enabled.
 func (s *Store) AdminStates() (map[string]xlbv1.AdminState, error) {

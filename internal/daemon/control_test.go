@@ -141,10 +141,28 @@ func TestStoredStateAndFilePrecedence(t *testing.T) {
 	if g := r.get(t); g.GetInfo().GetVersion() != 4 || listenerPort(g) != uint32(p1) {
 		t.Errorf("after a reload: version %d port %d, want 4 and %d", g.GetInfo().GetVersion(), listenerPort(g), p1)
 	}
+	// A comment-only edit reloaded: nothing changes, no new version.
+	if err := os.WriteFile(path, append(mustRead(t, path), []byte("# a comment\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.get(t); g.GetInfo().GetVersion() != 4 {
+		t.Errorf("after a comment-only reload: version %d, want 4", g.GetInfo().GetVersion())
+	}
 	cfg = r.get(t).GetConfig()
 	cfg.LoadBalancers[0].Listeners[0].Port = uint32(p2)
 	if _, err := r.c.Apply(context.Background(), &xlbv1.ApplyRequest{Config: cfg}); err != nil {
 		t.Fatal(err)
+	}
+	r.stop(t)
+
+	// A restart: the file is unchanged since its reload, so the API's
+	// version 5 runs (a comment-only edit reloaded counts as applied).
+	r = runWithControl(t, opts)
+	if g := r.get(t); g.GetInfo().GetVersion() != 5 || listenerPort(g) != uint32(p2) {
+		t.Errorf("restart after the reloaded comment: version %d port %d, want 5 and %d", g.GetInfo().GetVersion(), listenerPort(g), p2)
 	}
 	r.stop(t)
 
@@ -242,4 +260,13 @@ func TestTCPControlListenerRequiresMutualTLS(t *testing.T) {
 	if _, err := client.Dial(client.Options{Addr: d.ControlAddr()}); err == nil {
 		t.Error("xlbctl's client dialled a TCP listener without a certificate")
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -153,6 +153,7 @@ func New(opts Options) (*Daemon, error) {
 		Backends:  set.backends,
 		Health:    set.health,
 		Gatherer:  d.registry,
+		Snat:      set.snat,
 		OnApplied: func(v uint64) { d.metrics.configVersion.Set(float64(v)) },
 		Log:       d.log.Named("control"),
 	})

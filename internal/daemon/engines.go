@@ -9,6 +9,7 @@ import (
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/reconcile"
+	"github.com/xlbproject/xlb/controlplane/server"
 	"github.com/xlbproject/xlb/dataplane/health"
 	"github.com/xlbproject/xlb/dataplane/l4"
 	"github.com/xlbproject/xlb/dataplane/l7"
@@ -21,6 +22,8 @@ type engineSet struct {
 	engines  []Engine
 	backends *reconcile.Backends
 	health   *health.Manager
+	// snat reports SNAT port use; nil until a SNAT engine is built here.
+	snat server.SnatStatus
 }
 
 // buildEngines creates the data-plane engines, in apply order. Health comes
