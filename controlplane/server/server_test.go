@@ -262,7 +262,15 @@ func TestWatchHealthStreamsBackendDown(t *testing.T) {
 			break
 		}
 	}
-	// And the engines stopped sending to it.
+	// And the engines stopped sending to it (the pools hear of it through
+	// their own subscription, maybe just after this stream).
+	deadline := time.Now().Add(5 * time.Second)
+	for h.health(b.addr) != xlbv1.HealthState_down {
+		if time.Now().After(deadline) {
+			t.Fatal("the pools never marked b down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if n := h.count(3); n["a"] != 3 {
 		t.Errorf("after b went down: %v", n)
 	}
@@ -393,3 +401,18 @@ func hasChange(cs []*xlbv1.Change, path, old, new string) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// health is a backend's health as GetStats reports it.
+func (h *harness) health(backend string) xlbv1.HealthState {
+	h.t.Helper()
+	stats, err := h.client.GetStats(bg, &xlbv1.GetStatsRequest{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, b := range stats.GetBackends() {
+		if b.GetBackend() == backend {
+			return b.GetHealth()
+		}
+	}
+	return xlbv1.HealthState_HEALTH_STATE_UNSPECIFIED
+}
