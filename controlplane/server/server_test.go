@@ -323,8 +323,32 @@ func TestCertificatesWithoutKeys(t *testing.T) {
 	}})
 	wantCode(t, err, codes.InvalidArgument)
 
+	// In use by an https listener: the delete names the listener's field.
+	withHTTPS := h.config("")
+	withHTTPS.Certificates = got.GetConfig().GetCertificates()
+	withHTTPS.LoadBalancers[0].Listeners = append(withHTTPS.LoadBalancers[0].Listeners, &xlbv1.Listener{
+		Protocol: xlbv1.Protocol_https, Port: uint32(freePort(t)), Tls: &xlbv1.Tls{Certificates: []string{"web"}},
+		HealthCheck: &xlbv1.HealthCheck{Enabled: proto.Bool(false)},
+	})
+	if _, err := h.client.Apply(bg, &xlbv1.ApplyRequest{Config: withHTTPS}); err != nil {
+		t.Fatalf("applying an https listener on the certificate: %v", err)
+	}
+	list, _ = h.client.ListCertificates(bg, &xlbv1.ListCertificatesRequest{})
+	if used := list.GetCertificates()[0].GetUsedBy(); len(used) != 1 || !strings.Contains(used[0], "lb/https/") {
+		t.Errorf("used_by = %v, want the https listener", used)
+	}
+	_, err = h.client.DeleteCertificate(bg, &xlbv1.DeleteCertificateRequest{Id: "web"})
+	if p := violations(t, wantCode(t, err, codes.InvalidArgument)); !slices.Contains(p, "load_balancers[0].listeners[1].tls.certificates[0]") {
+		t.Errorf("deleting a certificate in use: violations %v", p)
+	}
+	withoutHTTPS := h.config("")
+	withoutHTTPS.Certificates = got.GetConfig().GetCertificates()
+	if _, err := h.client.Apply(bg, &xlbv1.ApplyRequest{Config: withoutHTTPS}); err != nil {
+		t.Fatal(err)
+	}
+
 	del, err := h.client.DeleteCertificate(bg, &xlbv1.DeleteCertificateRequest{Id: "web"})
-	if err != nil || del.GetVersion() != 3 {
+	if err != nil || del.GetVersion() != 5 {
 		t.Fatalf("delete: %v, %v", del, err)
 	}
 	list, _ = h.client.ListCertificates(bg, &xlbv1.ListCertificatesRequest{})
