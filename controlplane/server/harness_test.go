@@ -146,7 +146,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l4a := reconcile.NewL4(l4e, backends, reconcile.Placement{})
+	l4a := reconcile.NewL4(l4e, backends, reconcile.Placement{}, nil)
 	ha := reconcile.NewHealth(mgr, backends)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
