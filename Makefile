@@ -16,15 +16,19 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # Regenerates the committed generated code. Needs protoc (Debian
-# protobuf-compiler); protoc-gen-go is pinned in go.mod as a tool dependency.
+# protobuf-compiler); protoc-gen-go and protoc-gen-go-grpc are pinned in go.mod
+# as tool dependencies.
 generate: generate-proto generate-bpf
 
 generate-proto:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	protoc -I controlplane/api -I /usr/include \
 		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
+		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc \
 		--go_out=. --go_opt=module=github.com/xlbproject/xlb \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/xlbproject/xlb \
 		$(PROTOS)
 
 # The BPF objects (bpf/) and their Go loaders, compiled by bpf2go (a tool

@@ -199,7 +199,7 @@ func (s *xlbd) Start(ctx context.Context, e *Env) error {
 		"taskset", "-c", strconv.Itoa(e.Opts.GatewayCPU), e.Opts.Xlbd, "run",
 		"--config", cfg, "--metrics-listen", s.metrics, "--log-format", "console", "--log-level", "warn",
 		"--bpffs", bpffs, "--state-dir", filepath.Join(dir, "state"), "--drain-timeout", "1s",
-		"--http-access-log=false")
+		"--http-access-log=false", "--control-listen", "unix://"+filepath.Join(dir, "xlb.sock"))
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,12 @@ Usage:
                                      (every flow the fast path tracks is dropped)
   xlbd version                       print the version
 
-Signals: SIGHUP reloads the configuration file; SIGTERM or SIGINT drains and exits.
+A restart runs the last applied version from the state directory unless the
+file changed since it was applied (or --force-config); xlbctl drives the
+control API on node.control.listen (default unix:///run/xlb/xlb.sock).
+
+Signals: SIGHUP reloads the configuration file (a new version); SIGTERM or
+SIGINT drains and exits.
 `
 
 func main() {
@@ -98,6 +103,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 	bpffs := fs.String("bpffs", daemon.DefaultBPFFS, "where the XDP maps and links are pinned (kept across restarts)")
 	stateDir := fs.String("state-dir", "", "override node.state_dir")
 	accessLog := fs.Bool("http-access-log", true, "log every proxied HTTP request (JSON fields through the logger)")
+	control := fs.String("control-listen", "", "override node.control.listen (unix:///PATH, tcp://HOST:PORT with node.control.tls, or off)")
+	force := fs.Bool("force-config", false, "run the configuration file even if the stored state is newer (see docs/control-plane.md)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,7 +117,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *configPath, MetricsListen: *metrics, DrainTimeout: *drain, BPFFS: *bpffs, Log: log,
-		StateDir: *stateDir, AccessLog: *accessLog,
+		StateDir: *stateDir, AccessLog: *accessLog, ControlListen: *control, ForceConfig: *force,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

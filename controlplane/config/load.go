@@ -149,3 +149,32 @@ func readPEMFile(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// DecodeFile decodes the configuration file at path and reads its
+// certificate files (relative to its directory) into the *_pem fields, with
+// no defaults and no validation: what a client sends the control API,
+// which validates it. The node.control.tls paths are left as written: they
+// name files on the daemon's host.
+func DecodeFile(path string) (*xlbv1.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	cfg, lines, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	baseDir := filepath.Dir(path)
+	if abs, err := filepath.Abs(baseDir); err == nil {
+		baseDir = abs
+	}
+	var errs errorList
+	readCertificates(cfg, baseDir, &errs)
+	for _, e := range errs.errs {
+		e.Line = lines.lineOf(e.Path)
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/xlbproject/xlb/controlplane/config"
 )
 
@@ -98,5 +100,57 @@ func TestValidationErrorLines(t *testing.T) {
 		} else if e.Line != tt.line {
 			t.Errorf("%s: line %d, want %d", tt.path, e.Line, tt.line)
 		}
+	}
+}
+
+func TestDecodeFileInlinesCertificatesWithoutDefaults(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("PEM TEXT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "xlb.yaml")
+	if err := os.WriteFile(path, []byte("certificates: [{id: ca, type: ca, cert_file: ca.pem}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.DecodeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.GetCertificates()[0]; c.GetCertPem() != "PEM TEXT" || c.GetCertFile() != "ca.pem" {
+		t.Errorf("certificate %v, want the file's text inline and the path kept", c)
+	}
+	if cfg.GetNode() != nil {
+		t.Errorf("DecodeFile applied defaults: node = %v", cfg.GetNode())
+	}
+	if err := os.WriteFile(path, []byte("certificates: [{id: ca, type: ca, cert_file: missing.pem}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.DecodeFile(path); err == nil || !strings.Contains(err.Error(), "certificates[0].cert_file") || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("missing file: %v, want its field and line", err)
+	}
+}
+
+func TestEncodeYAMLReadsBack(t *testing.T) {
+	cfg, err := config.LoadFile("../../configs/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := config.EncodeYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := config.Load(out, t.TempDir())
+	if err != nil {
+		t.Fatalf("the encoded configuration does not load: %v\n%s", err, out)
+	}
+	// The inline PEM replaces the file paths; everything else is equal.
+	for _, c := range cfg.GetCertificates() {
+		c.CertFile, c.KeyFile, c.CrlFile = "", "", ""
+	}
+	if !proto.Equal(cfg, again) {
+		t.Errorf("round trip changed the configuration:\n%s", out)
+	}
+	if !strings.Contains(string(out), "max_connections: 100000\n") {
+		t.Errorf("64-bit integers are not written as numbers:\n%s", out)
 	}
 }

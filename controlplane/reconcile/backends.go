@@ -32,3 +32,19 @@ func (b *Backends) Registry(spec health.Spec) *pool.Registry {
 	}
 	return r
 }
+
+// All returns every backend some pool uses, from every registry: the same
+// address:port appears once per distinct health check naming it.
+func (b *Backends) All() []*pool.Backend {
+	b.mu.Lock()
+	regs := make([]*pool.Registry, 0, len(b.regs))
+	for _, r := range b.regs {
+		regs = append(regs, r)
+	}
+	b.mu.Unlock()
+	var out []*pool.Backend
+	for _, r := range regs {
+		out = append(out, r.Backends()...)
+	}
+	return out
+}

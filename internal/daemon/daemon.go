@@ -1,24 +1,27 @@
-// Package daemon wires xlbd together: it loads the configuration, builds the
-// engines, applies the configuration through the reconciler, serves the
-// operational endpoints, reloads on request and drains on shutdown. It holds no
-// load-balancing logic of its own.
+// Package daemon wires xlbd together: it chooses the configuration to run
+// (the file or the stored state, see startup.go), builds the engines, applies
+// the configuration through the control service's change path (validate,
+// store, reconcile), serves the control API and the operational endpoints,
+// reloads on request and drains on shutdown. It holds no load-balancing
+// logic of its own.
 package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
-	"github.com/xlbproject/xlb/configs"
-	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
-	"github.com/xlbproject/xlb/controlplane/config"
 	"github.com/xlbproject/xlb/controlplane/reconcile"
+	"github.com/xlbproject/xlb/controlplane/server"
+	"github.com/xlbproject/xlb/controlplane/store"
 )
 
 // Options configure a daemon.
@@ -32,8 +35,15 @@ type Options struct {
 	// BPFFS is where the XDP engine pins its maps and links (default
 	// /sys/fs/bpf/xlb); a restart finds its flows there.
 	BPFFS string
-	// StateDir overrides node.state_dir when not empty.
+	// StateDir overrides node.state_dir when not empty. The configuration
+	// versions (state.db) and the cookie secret live there.
 	StateDir string
+	// ControlListen overrides node.control.listen when not empty
+	// (unix:///PATH or tcp://HOST:PORT; "off": no control API).
+	ControlListen string
+	// ForceConfig runs the configuration file even when the stored state
+	// would win (see startup.go).
+	ForceConfig bool
 	// AccessLog logs every proxied HTTP request.
 	AccessLog bool
 	Log       *zap.Logger
@@ -47,12 +57,14 @@ type Daemon struct {
 	metrics  *daemonMetrics
 	ops      *opsServer
 	engines  []Engine
-	rec      *reconcile.Reconciler
+	store    *store.Store
+	control  *server.Server
+	ctrlLn   net.Listener
+	grpc     *grpc.Server
+	start    startup
 	ready    atomic.Bool
 
-	reloadMu sync.Mutex
-	running  atomic.Bool
-	initial  *xlbv1.Config
+	running atomic.Bool
 }
 
 // DefaultBPFFS is where the XDP engine's pins live unless --bpffs says.
@@ -67,8 +79,9 @@ type Engine interface {
 	Drain(ctx context.Context)
 }
 
-// New loads the configuration and prepares the daemon; nothing is served
-// until Run. An invalid configuration is returned as *config.Errors.
+// New loads the configuration, opens the store, chooses what to run and
+// prepares the daemon; nothing is served until Run. An invalid configuration
+// is returned as *config.Errors.
 func New(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
@@ -79,12 +92,30 @@ func New(opts Options) (*Daemon, error) {
 	if opts.BPFFS == "" {
 		opts.BPFFS = DefaultBPFFS
 	}
-	cfg, err := loadConfig(opts.ConfigPath)
+	file, err := readConfig(opts.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, log: opts.Log, registry: prometheus.NewRegistry(), initial: cfg}
+	if opts.StateDir == "" {
+		opts.StateDir = file.cfg.GetNode().GetStateDir()
+	}
+	st, err := store.Open(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	start, err := choose(st, file, opts.ForceConfig)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cfg := start.config()
+	d := &Daemon{opts: opts, log: opts.Log, registry: prometheus.NewRegistry(), store: st, start: start}
 	d.metrics = newDaemonMetrics(d.registry)
+	fail := func(err error) (*Daemon, error) {
+		d.closeListeners()
+		st.Close()
+		return nil, err
+	}
 
 	addr := opts.MetricsListen
 	if addr == "" {
@@ -92,23 +123,54 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if addr != "off" {
 		if d.ops, err = newOpsServer(addr, d.registry, &d.ready, d.log); err != nil {
-			return nil, err
+			return fail(err)
+		}
+	}
+	listen := opts.ControlListen
+	if listen == "" {
+		listen = cfg.GetNode().GetControl().GetListen()
+	}
+	var grpcOpts []grpc.ServerOption
+	if listen != "off" {
+		if d.ctrlLn, grpcOpts, err = server.Listen(listen, cfg.GetNode().GetControl().GetTls()); err != nil {
+			return fail(err)
 		}
 	}
 
 	// Engines last: they start goroutines that only Run's drain stops.
-	d.engines, err = buildEngines(cfg.GetNode(), opts, d.registry, d.log)
+	set, err := buildEngines(cfg.GetNode(), opts, d.registry, d.log)
 	if err != nil {
-		d.closeOps()
-		return nil, err
+		return fail(err)
 	}
+	d.engines = set.engines
 	engines := make([]reconcile.Engine, len(d.engines))
 	for i, e := range d.engines {
 		engines[i] = e
 	}
-	d.rec = reconcile.New(engines...)
+	d.control = server.New(server.Options{
+		Store:     st,
+		Applier:   reconcile.New(engines...),
+		Backends:  set.backends,
+		Health:    set.health,
+		Gatherer:  d.registry,
+		Snat:      set.snat,
+		OnApplied: func(v uint64) { d.metrics.configVersion.Set(float64(v)) },
+		Log:       d.log.Named("control"),
+	})
+	d.grpc = server.NewGRPCServer(d.control, grpcOpts...)
 	return d, nil
 }
+
+// ControlAddr is the control listener's address ("" when it is off).
+func (d *Daemon) ControlAddr() string {
+	if d.ctrlLn == nil {
+		return ""
+	}
+	return d.ctrlLn.Addr().String()
+}
+
+// Control is the control service (tests drive it directly).
+func (d *Daemon) Control() *server.Server { return d.control }
 
 // MetricsAddr is the address /metrics is served on, or "" when it is off.
 func (d *Daemon) MetricsAddr() string {
@@ -126,31 +188,41 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
 // and returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	opsCtx, stopOps := context.WithCancel(context.Background())
-	opsDone := make(chan error, 1)
+	// opsDone stays nil (never ready) when the metrics endpoint is off.
+	var opsDone chan error
 	if d.ops != nil {
+		opsDone = make(chan error, 1)
 		go func() { opsDone <- d.ops.serve(opsCtx) }()
-	} else {
-		opsDone <- nil
 	}
 	defer func() {
 		stopOps()
+		if opsDone == nil {
+			return
+		}
 		if err := <-opsDone; err != nil {
 			d.log.Warn("metrics server stopped", zap.Error(err))
 		}
 	}()
 
-	version, err := d.rec.Apply(ctx, d.initial)
-	if err != nil {
+	if err := d.apply(ctx); err != nil {
 		drainAll(d.engines)
+		d.closeListeners()
+		d.store.Close()
 		return fmt.Errorf("applying the configuration: %w", err)
 	}
-	d.metrics.configVersion.Set(float64(version))
+	_, version := d.control.Running()
 	d.running.Store(true)
 	d.ready.Store(true)
+	grpcDone := make(chan error, 1)
+	if d.ctrlLn != nil {
+		go func() { grpcDone <- d.grpc.Serve(d.ctrlLn) }()
+	} else {
+		grpcDone <- nil
+	}
 	d.log.Info("xlbd running",
-		zap.String("config", d.configName()),
+		zap.String("config", d.start.describe()),
 		zap.Uint64("config_version", version),
-		zap.Int("load_balancers", len(d.initial.GetLoadBalancers())),
+		zap.String("control", d.ControlAddr()),
 		zap.String("metrics", d.MetricsAddr()))
 
 	select {
@@ -158,12 +230,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err := <-opsDone:
 		opsDone <- err // let the deferred stop read it again
 		if err != nil {
+			d.stopControl(grpcDone)
 			return err
 		}
 	}
 
 	d.ready.Store(false)
 	d.running.Store(false)
+	d.stopControl(grpcDone)
 	d.log.Info("draining", zap.Duration("timeout", d.opts.DrainTimeout))
 	drainCtx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
 	defer cancel()
@@ -176,59 +250,77 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if err := d.store.Close(); err != nil {
+		d.log.Warn("closing the store", zap.Error(err))
+	}
 	d.log.Info("stopped")
 	return nil
 }
 
-// Reload re-reads the configuration file and applies it. A file that does not
+// apply runs the chosen configuration: the stored version as it is, or the
+// file as the next version.
+func (d *Daemon) apply(ctx context.Context) error {
+	if d.start.resume != nil {
+		return d.control.Resume(ctx, d.start.resume)
+	}
+	_, _, err := d.control.Change(ctx, d.start.file.cfg, d.start.file.record(), 0)
+	return err
+}
+
+// stopControl ends the control API: in-flight calls get a moment to finish,
+// then streams (WatchHealth) are cut.
+func (d *Daemon) stopControl(done <-chan error) {
+	stopped := make(chan struct{})
+	go func() {
+		d.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+		d.grpc.Stop()
+		<-stopped
+	}
+	if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		d.log.Warn("control server stopped", zap.Error(err))
+	}
+}
+
+// Reload re-reads the configuration file and applies it as the next
+// version, through the same path as the control API. A file that does not
 // validate, or that an engine refuses, is rejected and logged; the running
 // configuration stays.
 func (d *Daemon) Reload(ctx context.Context) error {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
 	if !d.running.Load() {
 		return errors.New("reload: the daemon is not running")
 	}
-	cfg, err := loadConfig(d.opts.ConfigPath)
-	if err != nil {
-		d.metrics.reloads.WithLabelValues(resultInvalid).Inc()
-		d.log.Error("reload rejected: invalid configuration; the running configuration stays",
-			zap.String("config", d.configName()), zap.Error(err))
-		return err
+	file, err := readConfig(d.opts.ConfigPath)
+	if err == nil {
+		var version uint64
+		version, _, err = d.control.Change(ctx, file.cfg, file.record(), 0)
+		if err == nil {
+			d.metrics.reloads.WithLabelValues(resultSuccess).Inc()
+			d.log.Info("configuration reloaded", zap.Uint64("config_version", version))
+			return nil
+		}
 	}
-	version, err := d.rec.Apply(ctx, cfg)
-	if err != nil {
+	var engineErr *server.EngineError
+	if errors.As(err, &engineErr) {
 		d.metrics.reloads.WithLabelValues(resultError).Inc()
 		d.log.Error("reload rejected by an engine; the running configuration stays", zap.Error(err))
 		return err
 	}
-	d.metrics.reloads.WithLabelValues(resultSuccess).Inc()
-	d.metrics.configVersion.Set(float64(version))
-	d.log.Info("configuration reloaded", zap.Uint64("config_version", version))
-	return nil
+	d.metrics.reloads.WithLabelValues(resultInvalid).Inc()
+	d.log.Error("reload rejected: invalid configuration; the running configuration stays",
+		zap.String("config", sourceName(d.opts.ConfigPath)), zap.Error(err))
+	return err
 }
 
-func (d *Daemon) closeOps() {
+func (d *Daemon) closeListeners() {
 	if d.ops != nil {
 		_ = d.ops.ln.Close()
 	}
-}
-
-func (d *Daemon) configName() string {
-	if d.opts.ConfigPath == "" {
-		return "embedded demo configuration"
+	if d.ctrlLn != nil {
+		_ = d.ctrlLn.Close()
 	}
-	return d.opts.ConfigPath
-}
-
-// loadConfig reads path, or the embedded demo configuration when path is empty.
-func loadConfig(path string) (*xlbv1.Config, error) {
-	if path == "" {
-		cfg, err := config.Load(configs.DemoYAML(), ".")
-		if err != nil {
-			return nil, fmt.Errorf("embedded configuration: %w", err)
-		}
-		return cfg, nil
-	}
-	return config.LoadFile(path)
 }

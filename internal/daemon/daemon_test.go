@@ -71,7 +71,7 @@ func TestDaemonServesReloadsAndDrains(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "xlb.yaml")
 	port := freeTCPPort(t)
 	writeConfig(t, path, port, "")
-	d, err := New(Options{ConfigPath: path, MetricsListen: "127.0.0.1:0", DrainTimeout: time.Second, StateDir: t.TempDir()})
+	d, err := New(Options{ConfigPath: path, MetricsListen: "127.0.0.1:0", DrainTimeout: time.Second, StateDir: t.TempDir(), ControlListen: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestInvalidConfigRefusesToStart(t *testing.T) {
 	if err := os.WriteFile(path, []byte("load_balancers: [{id: lb, address: nope}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Options{ConfigPath: path, MetricsListen: "off", StateDir: t.TempDir()})
+	_, err := New(Options{ConfigPath: path, MetricsListen: "off", StateDir: t.TempDir(), ControlListen: "off"})
 	var errs config.Errors
 	if !errors.As(err, &errs) || !strings.Contains(err.Error(), "load_balancers[0].address") {
 		t.Fatalf("New = %v, want config.Errors naming load_balancers[0].address", err)

@@ -9,6 +9,7 @@ import (
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/reconcile"
+	"github.com/xlbproject/xlb/controlplane/server"
 	"github.com/xlbproject/xlb/dataplane/health"
 	"github.com/xlbproject/xlb/dataplane/l4"
 	"github.com/xlbproject/xlb/dataplane/l7"
@@ -16,13 +17,23 @@ import (
 	"github.com/xlbproject/xlb/dataplane/xdp"
 )
 
+// engineSet is what buildEngines makes: the engines, in apply order, and
+// what the control service reads from them.
+type engineSet struct {
+	engines  []Engine
+	backends *reconcile.Backends
+	health   *health.Manager
+	// snat reports SNAT port use; nil until a SNAT engine is built here.
+	snat server.SnatStatus
+}
+
 // buildEngines creates the data-plane engines, in apply order. Health comes
 // last so that its first verdicts reach the pools the other engines have
 // just built.
-func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log *zap.Logger) ([]Engine, error) {
+func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log *zap.Logger) (*engineSet, error) {
 	backends := reconcile.NewBackends()
 	var engines []Engine
-	fail := func(err error) ([]Engine, error) {
+	fail := func(err error) (*engineSet, error) {
 		drainAll(engines)
 		return nil, err
 	}
@@ -54,16 +65,12 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 	}
 	engines = append(engines, reconcile.NewL4(l4e, backends, placement, limits))
 
-	stateDir := opts.StateDir
-	if stateDir == "" {
-		stateDir = node.GetStateDir()
-	}
-	secret, err := loadOrCreateSecret(stateDir)
+	secret, err := loadOrCreateSecret(opts.StateDir)
 	if err != nil {
 		// Cookies then last as long as this process: sticky clients are
 		// re-picked after a restart.
 		log.Warn("no persistent cookie secret; persistence cookies will not survive a restart",
-			zap.String("state_dir", stateDir), zap.Error(err))
+			zap.String("state_dir", opts.StateDir), zap.Error(err))
 	}
 	l7e, err := l7.New(reg, log.Named("l7"), l7.Options{AccessLog: opts.AccessLog, CookieSecret: secret})
 	if err != nil {
@@ -76,7 +83,7 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 		return fail(fmt.Errorf("health checker: %w", err))
 	}
 	engines = append(engines, reconcile.NewHealth(mgr, backends))
-	return engines, nil
+	return &engineSet{engines: engines, backends: backends, health: mgr}, nil
 }
 
 // startXDP attaches the XDP engine as node.xdp_mode says: off or no

@@ -98,8 +98,10 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	defer logFile.Close()
 	step("starting xlbd in the gateway with its embedded configuration (configs/demo.yaml):\n   XDP on up0 and down0 for the tcp and udp listeners")
+	// The demo's own socket: a demo never takes over an xlbd's /run/xlb/xlb.sock.
+	sock := filepath.Join(logDir, "xlb.sock")
 	x, err := labsvc.StartXlbd(ctx, lab, netlab.HostGateway, o.Xlbd, logFile, "--log-format", "console", "--bpffs", xl.BPFFS,
-		"--state-dir", filepath.Join(logDir, "state"))
+		"--state-dir", filepath.Join(logDir, "state"), "--control-listen", "unix://"+sock)
 	if err != nil {
 		return rep, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
@@ -185,6 +187,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	fmt.Fprintf(out, "   metrics:   ip netns exec %s curl -s %s/metrics | grep ^xlb_\n", gw, labsvc.MetricsAddr)
 	fmt.Fprintf(out, "   try it:    ip netns exec %s bash -c 'exec 3<>/dev/tcp/%s/%d; echo whoami >&3; head -1 <&3'\n",
 		lab.NetNS(netlab.HostClient), netlab.VIP, labsvc.TCPPort)
+	fmt.Fprintf(out, "   control:   xlbctl --socket %s get   (or stats, watch health, drain ADDR)\n", sock)
 	fmt.Fprintf(out, "   xlbd log:  %s\n", logPath)
 
 	if o.Hold {

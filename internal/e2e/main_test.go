@@ -17,8 +17,8 @@ import (
 	"github.com/xlbproject/xlb/internal/netlab"
 )
 
-// xlbdBin is the xlbd binary built once for every test.
-var xlbdBin string
+// xlbdBin and xlbctlBin are the binaries built once for every test.
+var xlbdBin, xlbctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "xlb-e2e-")
@@ -26,11 +26,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	xlbdBin = filepath.Join(dir, "xlbd")
-	build := exec.Command("go", "build", "-race", "-o", xlbdBin, "github.com/xlbproject/xlb/cmd/xlbd")
+	xlbdBin, xlbctlBin = filepath.Join(dir, "xlbd"), filepath.Join(dir, "xlbctl")
+	build := exec.Command("go", "build", "-race", "-o", dir, "github.com/xlbproject/xlb/cmd/xlbd", "github.com/xlbproject/xlb/cmd/xlbctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building xlbd:", err)
+		fmt.Fprintln(os.Stderr, "building xlbd and xlbctl:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -45,6 +45,7 @@ type env struct {
 	backends *labsvc.Backends
 	xlbd     *labsvc.Xlbd
 	cfgPath  string
+	sock     string // the control socket
 	log      string
 	args     []string
 }
@@ -79,7 +80,9 @@ func startLab(t *testing.T, n int, cfg string, withXDP bool) *env {
 	e.cfgPath = filepath.Join(dir, "xlb.yaml")
 	e.log = filepath.Join(dir, "xlbd.log")
 	e.writeConfig(cfg)
-	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s", "--state-dir", filepath.Join(dir, "state")}
+	e.sock = filepath.Join(dir, "xlb.sock")
+	e.args = []string{"--config", e.cfgPath, "--drain-timeout", "2s", "--state-dir", filepath.Join(dir, "state"),
+		"--control-listen", "unix://" + e.sock}
 	if withXDP {
 		x, err := labsvc.PrepareXDP(lab)
 		if err != nil {

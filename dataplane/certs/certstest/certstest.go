@@ -57,6 +57,18 @@ func NewServerWithKey(t testing.TB, ca *Pair, key crypto.Signer, names ...string
 	}, ca, key)
 }
 
+// NewClient returns an ECDSA P-256 client certificate (client auth) for cn
+// signed by ca.
+func NewClient(t testing.TB, ca *Pair, cn string) *Pair {
+	t.Helper()
+	return issue(t, &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, NewKey(t))
+}
+
 // NewKey returns a fresh ECDSA P-256 key.
 func NewKey(t testing.TB) crypto.Signer {
 	t.Helper()
