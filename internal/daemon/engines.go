@@ -10,6 +10,7 @@ import (
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/reconcile"
 	"github.com/xlbproject/xlb/controlplane/server"
+	"github.com/xlbproject/xlb/dataplane/announce"
 	"github.com/xlbproject/xlb/dataplane/health"
 	"github.com/xlbproject/xlb/dataplane/l4"
 	"github.com/xlbproject/xlb/dataplane/l7"
@@ -77,6 +78,19 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 		return fail(err)
 	}
 	engines = append(engines, reconcile.NewL7(l7e, backends, limits))
+
+	// The announcer after the engines that serve the VIPs: a commit
+	// announces a VIP once they have it.
+	routes, err := announce.NewNetlinkRoutes(nil)
+	if err != nil {
+		return fail(fmt.Errorf("announcer: %w", err))
+	}
+	ann, err := announce.New(routes, reg, log.Named("announce"))
+	if err != nil {
+		return fail(err)
+	}
+	ann.Start(context.Background()) // Drain stops it
+	engines = append(engines, reconcile.NewAnnounce(ann, backends))
 
 	mgr, err := health.NewManager(health.Options{Logger: log.Named("health"), Registerer: reg})
 	if err != nil {
