@@ -57,6 +57,17 @@ func NewServerWithKey(t testing.TB, ca *Pair, key crypto.Signer, names ...string
 	}, ca, key)
 }
 
+// NewClient returns an ECDSA P-256 client certificate for cn signed by ca.
+func NewClient(t testing.TB, ca *Pair, cn string) *Pair {
+	t.Helper()
+	return issue(t, &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, NewKey(t))
+}
+
 // NewKey returns a fresh ECDSA P-256 key.
 func NewKey(t testing.TB) crypto.Signer {
 	t.Helper()
@@ -77,13 +88,19 @@ func KeyPEM(t testing.TB, key crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// CRL returns an empty PEM revocation list signed by ca.
-func CRL(t testing.TB, ca *Pair) []byte {
+// CRL returns a PEM revocation list signed by ca revoking the given
+// certificates (none: an empty list).
+func CRL(t testing.TB, ca *Pair, revoked ...*Pair) []byte {
 	t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, p := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: p.Cert.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:     big.NewInt(1),
-		ThisUpdate: time.Now().Add(-time.Hour),
-		NextUpdate: time.Now().Add(24 * time.Hour),
+		Number:                    big.NewInt(1),
+		ThisUpdate:                time.Now().Add(-time.Hour),
+		NextUpdate:                time.Now().Add(24 * time.Hour),
+		RevokedCertificateEntries: entries,
 	}, ca.Cert, ca.Key)
 	if err != nil {
 		t.Fatal(err)
