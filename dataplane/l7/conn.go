@@ -3,6 +3,7 @@ package l7
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -25,7 +26,7 @@ const (
 type clientConn struct {
 	e      *Engine
 	l      *listener
-	c      *net.TCPConn
+	c      clientSocket
 	client netip.AddrPort
 	ip     []byte           // the client's address as text (X-Forwarded-For)
 	lm     *listenerMetrics // where the connection is counted active
@@ -57,6 +58,13 @@ type clientConn struct {
 	outPending    int64 // bytes of the answer still buffered, when counted
 	wdl           bool  // a write deadline is set on the client connection
 	handedOff     bool  // the connection went to the h2 server
+}
+
+// clientSocket is a client's connection: TCP, or TLS over TCP (tls.go).
+type clientSocket interface {
+	net.Conn
+	io.ReaderFrom // splices WebSocket bytes where it can
+	CloseWrite() error
 }
 
 // countingReader and countingWriter count the client's bytes for
@@ -107,6 +115,10 @@ func (e *Engine) acceptLoop(l *listener) {
 			_ = c.Close()
 			continue
 		}
+		if st.tls != nil {
+			e.acceptTLS(l, st, c, client)
+			continue
+		}
 		cc := e.newClientConn(l, c, client, st.metrics)
 		e.conns.add(cc)
 		e.wg.Add(1)
@@ -117,7 +129,7 @@ func (e *Engine) acceptLoop(l *listener) {
 	}
 }
 
-func (e *Engine) newClientConn(l *listener, c *net.TCPConn, client netip.AddrPort, lm *listenerMetrics) *clientConn {
+func (e *Engine) newClientConn(l *listener, c clientSocket, client netip.AddrPort, lm *listenerMetrics) *clientConn {
 	cc := &clientConn{e: e, l: l, c: c, client: client, lm: lm,
 		ip: client.Addr().Unmap().AppendTo(nil), pumpDone: make(chan error, 1)}
 	cc.cr.c, cc.cw.c = c, c

@@ -46,7 +46,18 @@ type metrics struct {
 	bytes                       *prometheus.CounterVec
 	errors                      *prometheus.CounterVec
 	ejections                   *prometheus.CounterVec
+	handshakes                  *prometheus.CounterVec
 }
+
+// TLS handshake results, the values of xlb_tls_handshakes_total's result label.
+const (
+	hsFull = iota
+	hsResumed
+	hsFailed
+	numHandshakeResults
+)
+
+var handshakeResults = [numHandshakeResults]string{"full", "resumed", "failed"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	lbl := []string{"lb", "listener"}
@@ -85,8 +96,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "xlb_http_backend_ejections_total",
 			Help: "Backends taken out of rotation by passive health (consecutive connection failures or 5xx) for the cooldown.",
 		}, append(lbl, "backend")),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_tls_handshakes_total",
+			Help: "TLS handshakes of https listeners (TCP and QUIC) by result: full, resumed (a session ticket), failed.",
+		}, append(lbl, "result")),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamResponses, m.upstreamDuration, m.active, m.bytes, m.errors, m.ejections} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamResponses, m.upstreamDuration, m.active, m.bytes, m.errors, m.ejections, m.handshakes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -106,6 +121,7 @@ type listenerMetrics struct {
 	bytesIn, bytesOut prometheus.Counter
 	errors            [numErrReasons]prometheus.Counter
 	ejections         *prometheus.CounterVec
+	handshakes        [numHandshakeResults]prometheus.Counter
 }
 
 func (m *metrics) forListener(lb, name string) *listenerMetrics {
@@ -125,6 +141,9 @@ func (m *metrics) forListener(lb, name string) *listenerMetrics {
 	for i, r := range errReasons {
 		lm.errors[i] = m.errors.WithLabelValues(lb, name, r)
 	}
+	for i, r := range handshakeResults {
+		lm.handshakes[i] = m.handshakes.WithLabelValues(lb, name, r)
+	}
 	return lm
 }
 
@@ -138,6 +157,7 @@ func (m *metrics) forget(lb, name string) {
 	m.bytes.DeletePartialMatch(l)
 	m.errors.DeletePartialMatch(l)
 	m.ejections.DeletePartialMatch(l)
+	m.handshakes.DeletePartialMatch(l)
 }
 
 func statusClass(code int) int {
