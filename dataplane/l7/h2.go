@@ -126,6 +126,9 @@ func (e *Engine) newH2Server(l *listener) *h2Server {
 				pc.closed()
 			}
 		},
+		// Frames no larger than the protocol's default: a client that sends
+		// bigger ones without being told it may is refused (FRAME_SIZE_ERROR).
+		HTTP2:          &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 		IdleTimeout:    l.state.Load().cfg.Timeouts.Idle,
 		MaxHeaderBytes: MaxHeadBytes,
 		ErrorLog:       errLog,
