@@ -403,3 +403,44 @@ func dialTLS(addr string, cfg *tls.Config) error {
 	}
 	return c.Close()
 }
+
+// TestHTTPSReloadTogglesTLSAndHTTP3: one address goes from http to https,
+// gains HTTP/3 and loses it again, by reloads.
+func TestHTTPSReloadTogglesTLSAndHTTP3(t *testing.T) {
+	b := startBackend(t, "be1")
+	f := newTLSFixture(t)
+	e := newEngine(t, Options{})
+	plain := testListener(t, server(b, 100))
+	e.apply(Config{Listeners: []Listener{plain}})
+	if a := fetch(t, client(false), "http://"+plain.Addr.String()+"/"); a.code != 200 {
+		t.Fatalf("plain http: %d", a.code)
+	}
+	secure := plain
+	s, _ := f.server(t, "web", "www.example.com")
+	secure.TLS = &certs.Settings{Certificates: []*certs.Server{s}}
+	secure.HTTP3 = true
+	e.apply(Config{Listeners: []Listener{secure}})
+	url := "https://" + plain.Addr.String() + "/"
+	cfg := f.clientTLS("www.example.com")
+	if a := fetch(t, httpsClient(cfg, "h1", false), url); a.code != 200 || a.altSvc == "" {
+		t.Fatalf("after the reload to https: %+v", a)
+	}
+	h3c, closeH3 := h3Client(cfg)
+	if a := fetch(t, h3c, url); a.code != 200 || a.proto != "HTTP/3.0" {
+		t.Fatalf("HTTP/3 after the reload: %+v", a)
+	}
+	closeH3()
+	noH3 := secure
+	noH3.HTTP3 = false
+	e.apply(Config{Listeners: []Listener{noH3}})
+	if a := fetch(t, httpsClient(cfg, "h2", false), url); a.code != 200 || a.altSvc != "" {
+		t.Errorf("https without http3: %+v", a)
+	}
+	h3c, closeH3 = h3Client(cfg)
+	defer closeH3()
+	h3c.Timeout = time.Second
+	if resp, err := h3c.Get(url); err == nil {
+		resp.Body.Close()
+		t.Error("HTTP/3 still answers after http3 was turned off")
+	}
+}
