@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, lbl),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "xlb_http_active_connections",
-			Help: "Open client connections (HTTP/1.1, h2c and WebSocket).",
+			Help: "Open client connections (HTTP/1.1, HTTP/2, WebSocket and QUIC; TLS ones from the end of their handshake).",
 		}, lbl),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_http_bytes_total",
