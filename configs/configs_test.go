@@ -65,6 +65,7 @@ func TestDemo(t *testing.T) {
 		{xlbv1.Protocol_tcp, 7000, 7000, xlbv1.Scheduler_wrr, xlbv1.HealthCheck_tcp},
 		{xlbv1.Protocol_udp, 7001, 7001, xlbv1.Scheduler_rr, xlbv1.HealthCheck_udp},
 		{xlbv1.Protocol_http, 80, 8080, xlbv1.Scheduler_wrr, xlbv1.HealthCheck_http},
+		{xlbv1.Protocol_https, 443, 8080, xlbv1.Scheduler_wrr, xlbv1.HealthCheck_http},
 	}
 	if len(lb.Listeners) != len(want) {
 		t.Fatalf("%d listeners, want %d", len(lb.Listeners), len(want))
@@ -86,6 +87,19 @@ func TestDemo(t *testing.T) {
 	}
 	if h := web.Headers; !h.GetXForwardedFor() || !h.GetXForwardedProto() || !h.GetLbIp() || !h.GetLbId() {
 		t.Errorf("headers = %v, want all", h)
+	}
+}
+
+// The demo's https listener serves HTTP/3 with the inline certificate.
+func TestDemoHTTPS(t *testing.T) {
+	cfg, err := config.Load(configs.DemoYAML(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.LoadBalancers[0].Listeners[3]
+	if !l.Http3 || len(l.Tls.GetCertificates()) != 1 || l.Tls.Certificates[0] != "demo-web" ||
+		len(cfg.Certificates) != 1 || cfg.Certificates[0].CertPem == "" || cfg.Certificates[0].KeyPem == "" {
+		t.Errorf("https listener %v, certificates %d", l, len(cfg.Certificates))
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
-// L7 drives the HTTP proxy engine: every http listener. https listeners
-// (and HTTP/3) are compiled here too once the engine terminates TLS; until
-// then they are skipped, not refused.
+// L7 drives the HTTP proxy engine: every http and https listener (HTTP/3
+// included). Certificates are parsed from the configuration's PEM at each
+// Prepare, so a reload with a new certificate swaps it in.
 type L7 struct {
 	engine   *l7.Engine
 	backends *Backends
@@ -41,16 +41,17 @@ func (a *L7) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
 	return a.engine.Prepare(ctx, lc)
 }
 
-// CompileL7 turns the configuration's http listeners into the HTTP engine's
-// values, with the limits of reg (nil: unlimited). Errors name the field
-// they come from.
+// CompileL7 turns the configuration's http and https listeners into the
+// HTTP engine's values, with the limits of reg (nil: unlimited). Errors
+// name the field they come from.
 func CompileL7(cfg *xlbv1.Config, backends *Backends, reg *limit.Registry) (l7.Config, error) {
 	var out l7.Config
+	tc := newTLSCompiler(cfg)
 	for i, lb := range cfg.GetLoadBalancers() {
 		var vip netip.Addr
 		for j, l := range lb.GetListeners() {
-			if l.GetProtocol() != xlbv1.Protocol_http {
-				continue // https: a later engine feature; tcp/udp: the l4 engines
+			if p := l.GetProtocol(); p != xlbv1.Protocol_http && p != xlbv1.Protocol_https {
+				continue // tcp/udp: the l4 engines
 			}
 			if !vip.IsValid() {
 				v, err := netip.ParseAddr(lb.GetAddress())
@@ -65,6 +66,12 @@ func CompileL7(cfg *xlbv1.Config, backends *Backends, reg *limit.Registry) (l7.C
 				return out, fmt.Errorf("%s.%w", path, err)
 			}
 			hl.Limits, hl.BandwidthIn, hl.BandwidthOut = listenerLimits(reg, lb, l)
+			if l.GetProtocol() == xlbv1.Protocol_https {
+				if hl.TLS, err = tc.listener(l.GetTls()); err != nil {
+					return out, fmt.Errorf("%s.tls.%w", path, err)
+				}
+				hl.HTTP3 = l.GetHttp3()
+			}
 			out.Listeners = append(out.Listeners, hl)
 		}
 	}

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -83,8 +85,13 @@ func TestCompileL7(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Listeners) != 3 {
-		t.Fatalf("%d listeners compiled, want the 3 http ones (https and tcp are not this engine's yet)", len(out.Listeners))
+	if len(out.Listeners) != 4 {
+		t.Fatalf("%d listeners compiled, want the 3 http ones and the https one (tcp is not this engine's)", len(out.Listeners))
+	}
+	h := out.Listeners[3]
+	if h.Name != "lb-web/https/443" || h.TLS == nil || len(h.TLS.Certificates) != 1 || h.TLS.Certificates[0].ID != "web" ||
+		h.TLS.Certificates[0].Leaf().DNSNames[0] != "www.example.com" || h.TLS.MinVersion != tls.VersionTLS12 || h.HTTP3 {
+		t.Errorf("https listener %q: tls %+v http3 %v", h.Name, h.TLS, h.HTTP3)
 	}
 	l := out.Listeners[0]
 	if l.Name != "lb-web/http/80" || l.LB != "lb-web" || l.Addr != netip.MustParseAddrPort("203.0.113.10:80") {
@@ -239,6 +246,92 @@ load_balancers:
 	resp.Body.Close()
 	if string(body) != "via lb-test" {
 		t.Errorf("answer %q, want %q", body, "via lb-test")
+	}
+}
+
+// TestL7ReloadSwapsCertificate: a new certificate file and a reload give
+// new handshakes the new certificate; the open connection keeps working.
+func TestL7ReloadSwapsCertificate(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "proto "+r.Header.Get("X-Forwarded-Proto"))
+	})}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = backend.Serve(bl) }()
+	t.Cleanup(func() { _ = backend.Close() })
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := itoa(front.Addr().(*net.TCPAddr).Port)
+	front.Close()
+	e, err := l7.New(prometheus.NewRegistry(), nil, l7.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Drain(ctx)
+	})
+	r := New(NewL7(e, NewBackends(), nil))
+	dir := t.TempDir()
+	ca := certstest.NewCA(t, "ca")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	yaml := []byte(`
+node: {xdp_mode: off}
+certificates: [{id: web, type: server, cert_file: web.crt, key_file: web.key}]
+load_balancers:
+  - id: lb-test
+    address: 127.0.0.1
+    servers: [{address: 127.0.0.1, port: ` + itoa(bl.Addr().(*net.TCPAddr).Port) + `}]
+    listeners:
+      - {protocol: https, port: ` + port + `, headers: {x_forwarded_proto: true}, health_check: {enabled: false},
+         tls: {certificates: [web]}}
+`)
+	apply := func() *certstest.Pair {
+		t.Helper()
+		p := certstest.NewServer(t, ca, "www.example.com")
+		if err := os.WriteFile(filepath.Join(dir, "web.crt"), p.CertPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "web.key"), p.KeyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(yaml, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Apply(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := apply()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "www.example.com"}}}
+	get := func() (string, *x509.Certificate) {
+		t.Helper()
+		resp, err := c.Get("https://127.0.0.1:" + port + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), resp.TLS.PeerCertificates[0]
+	}
+	if body, cert := get(); body != "proto https" || !cert.Equal(first.Cert) {
+		t.Fatalf("before the reload: %q, certificate %v", body, cert.SerialNumber)
+	}
+	second := apply()
+	if body, cert := get(); body != "proto https" || !cert.Equal(first.Cert) {
+		t.Errorf("the open connection after the reload: %q, certificate %v", body, cert.SerialNumber)
+	}
+	c.CloseIdleConnections()
+	if body, cert := get(); body != "proto https" || !cert.Equal(second.Cert) {
+		t.Errorf("a new connection after the reload: %q, not the new certificate", body)
 	}
 }
 

@@ -28,6 +28,8 @@ var (
 // Server is a parsed server certificate: its chain, leaf first, and the
 // private key of the leaf.
 type Server struct {
+	// ID names the certificate in metrics and logs (the configuration's id).
+	ID string
 	// Certificate is ready for tls.Config.Certificates (Leaf set).
 	Certificate tls.Certificate
 	// Chain is the parsed chain, leaf first.
@@ -41,6 +43,8 @@ func (s *Server) Leaf() *x509.Certificate { return s.Chain[0] }
 
 // CA is a set of CA certificates that verify client certificates.
 type CA struct {
+	// ID names the certificates in metrics and logs (the configuration's id).
+	ID    string
 	Certs []*x509.Certificate
 	Pool  *x509.CertPool
 	// NotAfter is the earliest expiry among the certificates.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/certs"
 	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
@@ -18,7 +19,7 @@ type Config struct {
 
 // Listener is one http listener as the control plane compiled it.
 //
-// https and HTTP/3 listeners will add their TLS settings here; everything
+// An https listener has TLS settings (and HTTP/3 optionally); everything
 // after the handshake (routing, persistence, headers, gzip, metrics) is the
 // same code, which takes the scheme from the listener.
 type Listener struct {
@@ -51,7 +52,14 @@ type Listener struct {
 	// RedirectHTTPS, when set, answers every request with a redirect to
 	// the https listener instead of proxying it.
 	RedirectHTTPS *Redirect
-	Timeouts      Timeouts
+	// TLS makes the listener https: TLS is terminated on accept and ALPN
+	// picks HTTP/2 or HTTP/1.1. nil: plain http (h2c by prior knowledge).
+	// NextProtos is set by the engine.
+	TLS *certs.Settings
+	// HTTP3 also serves the listener over QUIC on the same port (UDP), and
+	// advertises it with Alt-Svc on the HTTP/1.1 and HTTP/2 answers. Needs TLS.
+	HTTP3    bool
+	Timeouts Timeouts
 	// Limits are the load balancer's (shared with its other listeners and
 	// engines); nil: unlimited. Bandwidth paces the listener's client
 	// traffic in and out; nil: unshaped.
@@ -201,6 +209,12 @@ func (l *Listener) validate() error {
 	}
 	if !validCookieName(l.cookieName()) && l.Persistence.Mode != PersistNone {
 		return fmt.Errorf("listener %s: persistence: %q is not a cookie name", l.Name, l.cookieName())
+	}
+	if l.HTTP3 && l.TLS == nil {
+		return fmt.Errorf("listener %s: http3 needs TLS", l.Name)
+	}
+	if l.RedirectHTTPS != nil && l.TLS != nil {
+		return fmt.Errorf("listener %s: redirect_https is for plain http listeners", l.Name)
 	}
 	if r := l.RedirectHTTPS; r != nil && (r.Port == 0 || (r.Status != 301 && r.Status != 308)) {
 		return fmt.Errorf("listener %s: redirect_https: port %d status %d", l.Name, r.Port, r.Status)

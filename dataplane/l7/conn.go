@@ -3,6 +3,7 @@ package l7
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -27,7 +28,7 @@ const (
 type clientConn struct {
 	e      *Engine
 	l      *listener
-	c      *net.TCPConn
+	c      clientSocket
 	client netip.AddrPort
 	ip     []byte           // the client's address as text (X-Forwarded-For)
 	lm     *listenerMetrics // where the connection is counted active
@@ -60,6 +61,13 @@ type clientConn struct {
 	wdl           bool      // a write deadline is set on the client connection
 	handedOff     bool      // the connection went to the h2 server
 	lim           *limit.LB // holds one of its connections; nil: unlimited
+}
+
+// clientSocket is a client's connection: TCP, or TLS over TCP (tls.go).
+type clientSocket interface {
+	net.Conn
+	io.ReaderFrom // splices WebSocket bytes where it can
+	CloseWrite() error
 }
 
 // countingReader and countingWriter count the client's bytes for
@@ -130,9 +138,11 @@ func (e *Engine) acceptLoop(l *listener) {
 		if !e.admit(st, c) {
 			continue
 		}
-		cc := e.newClientConn(l, c, client, st.metrics)
-		cc.lim = st.cfg.Limits
-		cc.cr.sh, cc.cw.sh = st.cfg.BandwidthIn, st.cfg.BandwidthOut
+		if st.tls != nil {
+			e.acceptTLS(l, st, c, client)
+			continue
+		}
+		cc := e.newClientConn(l, c, client, st)
 		e.conns.add(cc)
 		e.wg.Add(1)
 		go func() {
@@ -164,11 +174,15 @@ func (e *Engine) admit(st *listenerState, c *net.TCPConn) bool {
 	return false
 }
 
-func (e *Engine) newClientConn(l *listener, c *net.TCPConn, client netip.AddrPort, lm *listenerMetrics) *clientConn {
+// newClientConn makes the state of an admitted connection of l under st.
+func (e *Engine) newClientConn(l *listener, c clientSocket, client netip.AddrPort, st *listenerState) *clientConn {
+	lm := st.metrics
 	cc := &clientConn{e: e, l: l, c: c, client: client, lm: lm,
 		ip: client.Addr().Unmap().AppendTo(nil), pumpDone: make(chan error, 1)}
 	cc.cr.c, cc.cw.c = c, c
 	cc.cr.now, cc.cw.now = e.now, e.now
+	cc.lim = st.cfg.Limits
+	cc.cr.sh, cc.cw.sh = st.cfg.BandwidthIn, st.cfg.BandwidthOut
 	cc.rd.init(&cc.cr, e.bufs)
 	cc.rd.onStart, cc.rd.onWait = cc.startRequest, cc.waitHead
 	lm.active.Inc()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/xlbproject/xlb/dataplane/certs"
 	"github.com/xlbproject/xlb/dataplane/pool"
 	"github.com/xlbproject/xlb/dataplane/vipsock"
 )
@@ -69,6 +70,7 @@ type Engine struct {
 	ups     *upstreams
 	errs    *errorPages
 	epoch   time.Time
+	expiry  *certs.Expiry
 
 	ctx    context.Context // ends at the end of Drain: cancels dials
 	cancel context.CancelFunc
@@ -108,9 +110,14 @@ func New(reg prometheus.Registerer, log *zap.Logger, opts Options) (*Engine, err
 	}
 	e.ups = &upstreams{pools: e.bufs, maxIdle: opts.MaxIdlePerBackend,
 		idleTimeout: int64(opts.BackendIdleTimeout), clock: e.now}
+	e.expiry = certs.NewExpiry(nil)
+	if err := reg.Register(e.expiry); err != nil {
+		return nil, fmt.Errorf("l7 metrics: %w", err)
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.janitor()
+	go e.tlsJanitor()
 	return e, nil
 }
 
@@ -139,6 +146,8 @@ type listener struct {
 	state   atomic.Pointer[listenerState]
 	closing atomic.Bool // removed or draining: connections end after their request
 	h2      *h2Server
+	certs   *certs.Store // the handshakes of https states
+	h3      *h3Server    // nil unless the state says HTTP3
 }
 
 // target is one pool a listener routes to.
@@ -156,9 +165,11 @@ type listenerState struct {
 	persist *persistence
 	metrics *listenerMetrics
 	scheme  string
+	tls     *certs.Compiled // nil: plain http
 
 	// Header lines rendered once.
 	xfProto, lbIP, lbID []byte
+	altSvc              []byte // the Alt-Svc line advertising HTTP/3; nil without
 }
 
 // Change is a prepared configuration: Commit or Abort it.
@@ -168,6 +179,7 @@ type Change struct {
 	fresh  []*pool.Pool                        // pools built by Prepare; Abort closes them
 	update map[*pool.Pool]pool.Config          // kept pools, updated at Commit
 	bind   map[netip.AddrPort]*net.TCPListener // new sockets, not serving yet
+	udp    map[netip.AddrPort]*net.UDPConn     // new HTTP/3 sockets
 	done   bool
 }
 
@@ -180,7 +192,8 @@ func (e *Engine) Prepare(ctx context.Context, cfg Config) (*Change, error) {
 		return nil, errors.New("l7: draining")
 	}
 	ch := &Change{e: e, states: map[netip.AddrPort]*listenerState{},
-		update: map[*pool.Pool]pool.Config{}, bind: map[netip.AddrPort]*net.TCPListener{}}
+		update: map[*pool.Pool]pool.Config{}, bind: map[netip.AddrPort]*net.TCPListener{},
+		udp: map[netip.AddrPort]*net.UDPConn{}}
 	for i := range cfg.Listeners {
 		if err := e.prepareListener(ctx, ch, cfg.Listeners[i]); err != nil {
 			ch.abortLocked()
@@ -201,6 +214,9 @@ func (e *Engine) prepareListener(ctx context.Context, ch *Change, l Listener) er
 	l.Timeouts = l.Timeouts.withDefaults()
 	st := &listenerState{cfg: l, targets: map[string]*target{}, scheme: "http",
 		metrics: e.metrics.forListener(l.LB, l.Name)}
+	if l.TLS != nil {
+		st.scheme = "https"
+	}
 	var prev *listenerState
 	old := e.listeners[k]
 	if old != nil {
@@ -241,6 +257,9 @@ func (e *Engine) prepareListener(ctx context.Context, ch *Change, l Listener) er
 	st.xfProto = []byte("X-Forwarded-Proto: " + st.scheme + "\r\n")
 	st.lbIP = []byte("X-LB-IP: " + l.Addr.Addr().String() + "\r\n")
 	st.lbID = []byte("X-LB-ID: " + l.LB + "\r\n")
+	if err := e.prepareTLS(ctx, ch, st, old); err != nil {
+		return err
+	}
 	ch.states[k] = st
 	if old != nil {
 		return nil
@@ -283,11 +302,13 @@ func (ch *Change) Commit() {
 			l = &listener{addr: k, ln: ch.bind[k]}
 			l.state.Store(st)
 			l.h2 = e.newH2Server(l)
+			e.commitTLS(ch, l, st)
 			e.listeners[k] = l
 			e.serve(l)
 			e.log.Info("l7 listener started", zap.String("listener", st.cfg.Name), zap.Stringer("address", k))
 			continue
 		}
+		e.commitTLS(ch, l, st)
 		prev := l.state.Swap(st)
 		for id, t := range prev.targets {
 			if st.targets[id] != t {
@@ -298,6 +319,7 @@ func (ch *Change) Commit() {
 			e.metrics.forget(prev.cfg.LB, prev.cfg.Name)
 		}
 	}
+	e.trackExpiry()
 }
 
 // Abort releases what Prepare took.
@@ -314,6 +336,9 @@ func (ch *Change) abortLocked() {
 	ch.done = true
 	for _, ln := range ch.bind {
 		_ = ln.Close()
+	}
+	for _, c := range ch.udp {
+		_ = c.Close()
 	}
 	for _, p := range ch.fresh {
 		p.Close()
@@ -348,6 +373,7 @@ func (e *Engine) stopListener(l *listener) {
 		ctx, cancel := context.WithTimeout(e.ctx, st.cfg.Timeouts.Idle)
 		defer cancel()
 		l.h2.shutdown(ctx)
+		l.stopH3(ctx)
 	}()
 	for _, t := range st.targets {
 		t.pool.Close()
@@ -379,6 +405,7 @@ func (e *Engine) Drain(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			l.h2.shutdown(ctx)
+			l.stopH3(ctx)
 		}()
 	}
 	e.conns.wait(ctx)

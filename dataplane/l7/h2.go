@@ -28,7 +28,7 @@ func (c *clientConn) handOffH2(head []byte) {
 	c.rd.discard(c.rd.buffered())
 	st := c.l.state.Load()
 	c.lm.bytesIn.Add(float64(c.cr.n))
-	pc := &prefacedConn{TCPConn: c.c, pending: pending, client: c.client, ip: c.ip, lm: c.lm, lim: c.lim}
+	pc := &prefacedConn{Conn: c.c, pending: pending, client: c.client, ip: c.ip, lm: c.lm, lim: c.lim}
 	c.handedOff = c.l.h2.offer(pc)
 	if !c.handedOff {
 		st.metrics.fail(errStopped)
@@ -38,13 +38,13 @@ func (c *clientConn) handOffH2(head []byte) {
 // prefacedConn is a client connection handed to the h2 server with the
 // bytes the HTTP/1 reader had already taken from it.
 type prefacedConn struct {
-	*net.TCPConn
-	pending []byte
-	client  netip.AddrPort
-	ip      []byte
-	lm      *listenerMetrics // counted active since accept
-	lim     *limit.LB        // holds one of its connections since accept
-	once    sync.Once
+	net.Conn // TCP (h2c) or TLS (ALPN h2); never a *tls.Conn to net/http, so it speaks h2 by prior knowledge
+	pending  []byte
+	client   netip.AddrPort
+	ip       []byte
+	lm       *listenerMetrics // counted active since accept
+	lim      *limit.LB        // holds one of its connections since accept
+	once     sync.Once
 }
 
 func (p *prefacedConn) Read(b []byte) (int, error) {
@@ -53,7 +53,7 @@ func (p *prefacedConn) Read(b []byte) (int, error) {
 		p.pending = p.pending[n:]
 		return n, nil
 	}
-	return p.TCPConn.Read(b)
+	return p.Conn.Read(b)
 }
 
 // closed ends the connection's active count once.
@@ -134,6 +134,9 @@ func (e *Engine) newH2Server(l *listener) *h2Server {
 				pc.closed()
 			}
 		},
+		// Frames no larger than the protocol's default: a client that sends
+		// bigger ones without being told it may is refused (FRAME_SIZE_ERROR).
+		HTTP2:          &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 		IdleTimeout:    l.state.Load().cfg.Timeouts.Idle,
 		MaxHeaderBytes: MaxHeadBytes,
 		ErrorLog:       errLog,
@@ -173,7 +176,7 @@ func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorH2(w, http.StatusInternalServerError)
 		return
 	}
-	x := &h2Exchange{e: h.e, l: h.l, st: h.l.state.Load(), w: w, r: r, pc: pc}
+	x := &h2Exchange{e: h.e, l: h.l, st: h.l.state.Load(), w: w, r: r, ip: pc.ip, proto: "h2"}
 	x.serve()
 	if x.abort {
 		// The backend failed inside the body: reset the stream so the

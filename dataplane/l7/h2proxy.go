@@ -24,7 +24,9 @@ type h2Exchange struct {
 	st *listenerState
 	w  http.ResponseWriter
 	r  *http.Request
-	pc *prefacedConn
+	ip []byte // the client's address as text
+	// proto is "h2" or "h3", for the access log.
+	proto string
 
 	start    time.Time
 	req      request
@@ -73,7 +75,7 @@ func (x *h2Exchange) serve() {
 	}
 	buffered := x.req.framing == bodyNone
 	retryable := buffered && idempotent(x.req.method)
-	x.out = appendRequestHead(nil, st, &x.req, x.pc.ip)
+	x.out = appendRequestHead(nil, st, &x.req, x.ip)
 	var exclude *pool.Backend
 	for attempt := 0; ; attempt++ {
 		b, u, err := x.e.pick(t.pool, prefer, exclude, x.e.now())
@@ -185,8 +187,8 @@ func (x *h2Exchange) finish(status int, backend string) {
 	if x.e.access != nil {
 		x.e.access.Info("request",
 			zap.String("listener", x.st.cfg.Name),
-			zap.ByteString("client", x.pc.ip),
-			zap.String("proto", "h2"),
+			zap.ByteString("client", x.ip),
+			zap.String("proto", x.proto),
 			zap.String("host", x.r.Host),
 			zap.String("method", x.r.Method),
 			zap.String("path", x.r.RequestURI),
@@ -354,6 +356,9 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 		hdr.Set("Content-Length", strconv.Itoa(len(probe)))
 	case resp.framing == bodyLength && resp.status >= 200 && resp.status != 204:
 		hdr.Set("Content-Length", strconv.FormatInt(resp.contentLength, 10))
+	}
+	if st.altSvc != nil {
+		hdr.Set("Alt-Svc", st.altSvcValue())
 	}
 	x.w.WriteHeader(resp.status)
 	cw := &countWriter{w: x.w}

@@ -53,7 +53,18 @@ type metrics struct {
 	bytes                       *prometheus.CounterVec
 	errors                      *prometheus.CounterVec
 	ejections                   *prometheus.CounterVec
+	handshakes                  *prometheus.CounterVec
 }
+
+// TLS handshake results, the values of xlb_tls_handshakes_total's result label.
+const (
+	hsFull = iota
+	hsResumed
+	hsFailed
+	numHandshakeResults
+)
+
+var handshakeResults = [numHandshakeResults]string{"full", "resumed", "failed"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	lbl := []string{"lb", "listener"}
@@ -78,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, lbl),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "xlb_http_active_connections",
-			Help: "Open client connections (HTTP/1.1, h2c and WebSocket).",
+			Help: "Open client connections (HTTP/1.1, HTTP/2, WebSocket and QUIC; TLS ones from the end of their handshake).",
 		}, lbl),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_http_bytes_total",
@@ -92,8 +103,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "xlb_http_backend_ejections_total",
 			Help: "Backends taken out of rotation by passive health (consecutive connection failures or 5xx) for the cooldown.",
 		}, append(lbl, "backend")),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_tls_handshakes_total",
+			Help: "TLS handshakes of https listeners (TCP and QUIC) by result: full, resumed (a session ticket), failed.",
+		}, append(lbl, "result")),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamResponses, m.upstreamDuration, m.active, m.bytes, m.errors, m.ejections} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamResponses, m.upstreamDuration, m.active, m.bytes, m.errors, m.ejections, m.handshakes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -113,6 +128,7 @@ type listenerMetrics struct {
 	bytesIn, bytesOut prometheus.Counter
 	errors            [numErrReasons]prometheus.Counter
 	ejections         *prometheus.CounterVec
+	handshakes        [numHandshakeResults]prometheus.Counter
 }
 
 func (m *metrics) forListener(lb, name string) *listenerMetrics {
@@ -132,6 +148,9 @@ func (m *metrics) forListener(lb, name string) *listenerMetrics {
 	for i, r := range errReasons {
 		lm.errors[i] = m.errors.WithLabelValues(lb, name, r)
 	}
+	for i, r := range handshakeResults {
+		lm.handshakes[i] = m.handshakes.WithLabelValues(lb, name, r)
+	}
 	return lm
 }
 
@@ -145,6 +164,7 @@ func (m *metrics) forget(lb, name string) {
 	m.bytes.DeletePartialMatch(l)
 	m.errors.DeletePartialMatch(l)
 	m.ejections.DeletePartialMatch(l)
+	m.handshakes.DeletePartialMatch(l)
 }
 
 func statusClass(code int) int {

@@ -345,6 +345,7 @@ func (c *clientConn) respond(st *listenerState, bc *backendConn, pumping bool, s
 	if chunked {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
+	out = append(out, st.altSvc...)
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
 	} else if req.minor == 0 {

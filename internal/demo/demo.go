@@ -42,7 +42,13 @@ type Report struct {
 	// HTTP: new clients; HTTPAPI: requests matching the api rule;
 	// HTTPSticky: one client keeping its persistence cookie.
 	HTTP, HTTPAPI, HTTPSticky map[string]int
-	Metrics                   string
+	// HTTPS: new clients over HTTP/1.1 and HTTP/2 (by protocol, then
+	// backend); HTTP3: one HTTP/3 client; AltSvc: what HTTPS answers
+	// advertised.
+	HTTPS   map[string]map[string]int
+	HTTP3   map[string]int
+	AltSvc  string
+	Metrics string
 }
 
 const (
@@ -170,6 +176,10 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 	printShare(out, rep.HTTPSticky)
 
+	if err := httpsDemo(ctx, out, step, lab, &rep); err != nil {
+		return rep, err
+	}
+
 	if rep.Metrics, err = x.Metrics(); err != nil {
 		return rep, fmt.Errorf("reading metrics: %w", err)
 	}
@@ -177,7 +187,8 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	for _, line := range strings.Split(rep.Metrics, "\n") {
 		if strings.HasPrefix(line, "xlb_xdp_new_flows_total") || strings.HasPrefix(line, "xlb_xdp_packets_total") ||
 			strings.HasPrefix(line, "xlb_backend_up") || strings.HasPrefix(line, "xlb_config_version") ||
-			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") || strings.HasPrefix(line, "xlb_http_requests_total") {
+			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") || strings.HasPrefix(line, "xlb_http_requests_total") ||
+			strings.HasPrefix(line, "xlb_tls_handshakes_total") || strings.HasPrefix(line, "xlb_certificate_expiry_seconds") {
 			fmt.Fprintln(out, "   "+line)
 		}
 	}

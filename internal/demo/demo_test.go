@@ -53,6 +53,17 @@ func TestDemo(t *testing.T) {
 	if len(rep.HTTPSticky) != 1 {
 		t.Errorf("one client with its cookie went %v, want one backend", rep.HTTPSticky)
 	}
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		if n := rep.HTTPS[proto]["be1"] + rep.HTTPS[proto]["be2"] + rep.HTTPS[proto]["be3"]; n != rounds/2 || len(rep.HTTPS[proto]) < 2 {
+			t.Errorf("new HTTPS clients over %s went %v, want %d answers from several backends", proto, rep.HTTPS[proto], rounds/2)
+		}
+	}
+	if rep.AltSvc != `h3=":443"; ma=86400` {
+		t.Errorf("HTTPS answers advertise Alt-Svc %q", rep.AltSvc)
+	}
+	if n := rep.HTTP3["be1"] + rep.HTTP3["be2"] + rep.HTTP3["be3"]; n != rounds/2 {
+		t.Errorf("HTTP/3 answers %v, want %d", rep.HTTP3, rounds/2)
+	}
 	// The tcp and udp listeners ran on XDP, not on the userspace fallback.
 	for _, want := range []string{
 		`xlb_xdp_new_flows_total{listener="lb-demo/tcp/7000"} 150`,

@@ -89,13 +89,19 @@ func KeyPEM(t testing.TB, key crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// CRL returns an empty PEM revocation list signed by ca.
-func CRL(t testing.TB, ca *Pair) []byte {
+// CRL returns a PEM revocation list signed by ca revoking the given
+// certificates (none: an empty list).
+func CRL(t testing.TB, ca *Pair, revoked ...*Pair) []byte {
 	t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, p := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: p.Cert.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:     big.NewInt(1),
-		ThisUpdate: time.Now().Add(-time.Hour),
-		NextUpdate: time.Now().Add(24 * time.Hour),
+		Number:                    big.NewInt(1),
+		ThisUpdate:                time.Now().Add(-time.Hour),
+		NextUpdate:                time.Now().Add(24 * time.Hour),
+		RevokedCertificateEntries: entries,
 	}, ca.Cert, ca.Key)
 	if err != nil {
 		t.Fatal(err)
