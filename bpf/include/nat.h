@@ -25,7 +25,7 @@
 
 static __always_inline struct nat_stats *nat_stats_of(__u32 slot)
 {
-	return bpf_map_lookup_elem(&nat_stats, &slot);
+	return bpf_map_lookup_elem(&nat_counters, &slot);
 }
 
 static __always_inline int nat_drop(__u32 slot, __u32 reason)
@@ -187,7 +187,7 @@ static __always_inline int nat_port_failure(__u32 pid, const struct nat_pool *po
 
 	if (h && h->n > 0)
 		fk.addr = h->blocks[0].addr;
-	__u64 *c = bpf_map_lookup_elem(&nat_fail, &fk);
+	__u64 *c = bpf_map_lookup_elem(&nat_failures, &fk);
 	if (c)
 		__sync_fetch_and_add(c, 1);
 	return nat_drop(pid, NR_PORT_ALLOC);
@@ -358,11 +358,11 @@ static __always_inline int nat_new_flow(struct xdp_md *ctx, struct packet *pkt, 
 		return eip_new(ctx, pkt, k, *eid, 1, tflags, now);
 
 	struct nat_prefix_key pk = {.prefixlen = 32, .addr = k->saddr};
-	struct nat_private *src = bpf_map_lookup_elem(&nat_private, &pk);
+	struct nat_private *src = bpf_map_lookup_elem(&nat_privnets, &pk);
 	if (!src)
 		return NAT_NONE;
 	pk.addr = k->daddr;
-	if (bpf_map_lookup_elem(&nat_private, &pk))
+	if (bpf_map_lookup_elem(&nat_privnets, &pk))
 		return NAT_NONE; /* private to private: routed as is */
 	if (src->kind == NAT_KIND_EIP)
 		return eip_new(ctx, pkt, k, src->id, 0, tflags, now);
@@ -397,7 +397,7 @@ static __always_inline int nat_send(struct xdp_md *ctx, struct packet *pkt, stru
 	}
 	if (f->flags & FF_EGRESS) {
 		__u32 slot = f->backend;
-		struct nat_egress *eg = bpf_map_lookup_elem(&nat_egress, &slot);
+		struct nat_egress *eg = bpf_map_lookup_elem(&nat_uplinks, &slot);
 		struct ethhdr *eth = data;
 		if ((void *)(eth + 1) > end)
 			return XDP_DROP;

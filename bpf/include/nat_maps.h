@@ -15,7 +15,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct nat_prefix_key);
 	__type(value, struct nat_private);
-} nat_private SEC(".maps");
+} nat_privnets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -55,7 +55,7 @@ struct {
 	__uint(max_entries, NAT_MAX_EGRESS);
 	__type(key, __u32);
 	__type(value, struct nat_egress);
-} nat_egress SEC(".maps");
+} nat_uplinks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -72,15 +72,15 @@ struct {
 	__type(value, __u32);
 } nat_eip_public SEC(".maps");
 
-/* nat_fail: written by userspace with 0 for every (pool, public IP), so
+/* nat_failures: written by userspace with 0 for every (pool, public IP), so
  * the program only adds. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NAT_MAX_PUBLIC);
 	__type(key, struct nat_fail_key);
 	__type(value, __u64);
-} nat_fail SEC(".maps");
+} nat_failures SEC(".maps");
 
-PERCPU_ARRAY_MAP(nat_stats, struct nat_stats, NAT_STATS_SLOTS);
+PERCPU_ARRAY_MAP(nat_counters, struct nat_stats, NAT_STATS_SLOTS);
 
 #endif /* XLB_NAT_MAPS_H */

@@ -40,6 +40,7 @@ type fixture struct {
 	gwDnMAC  net.HardwareAddr
 	beMAC    net.HardwareAddr
 	clientHW net.HardwareAddr
+	cfg      Config // what newFixture applied
 }
 
 var (
@@ -81,7 +82,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	if err := lab.Do(netlab.HostGateway, func() error {
 		var err error
-		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 1024}, nil)
+		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -96,12 +97,13 @@ func newFixture(t testing.TB) *fixture {
 	}
 	srv := []pool.Server{{Addr: be1IP, Port: 7000, Weight: 100}}
 	reg := pool.NewRegistry()
-	apply(t, f.e, Config{Listeners: []Listener{
+	f.cfg = Config{Listeners: []Listener{
 		{Name: "lb/tcp/7000", Protocol: TCP, VIP: vip, Port: 7000, Registry: reg, Pool: pool.Config{Servers: srv}},
 		{Name: "lb/udp/7001", Protocol: UDP, VIP: vip, Port: 7001, Registry: reg, Pool: pool.Config{Servers: srv}},
 		{Name: "lb/tcp/7002", Protocol: TCP, VIP: vip, Port: 7002, Registry: reg, Pool: pool.Config{Servers: srv}, ACL: deny},
 		{Name: "lb/tcp/80", Protocol: TCP, VIP: vip, Port: 80, Pass: true, ACL: deny},
-	}})
+	}}
+	apply(t, f.e, f.cfg)
 	return f
 }
 
