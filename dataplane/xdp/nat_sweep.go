@@ -29,9 +29,9 @@ type usageKey struct {
 // natUsage is what the translations in the flow table hold, counted by a
 // sweep.
 type natUsage struct {
-	ports     map[usageKey]*[65536]uint16             // translations per public port
+	ports     map[usageKey]*[65536]uint16              // translations per public port
 	hostPorts map[snat.HostKey]map[netip.AddrPort]bool // public ports per host
-	busiest   map[snat.HostKey]int                    // a host's most ports to one destination
+	busiest   map[snat.HostKey]int                     // a host's most ports to one destination
 	perDest   map[hostDest]int
 	active    map[uint32]int // connections per pool id, NAT_MAX_POOLS + EIP id
 }
