@@ -39,7 +39,7 @@ func (f *fixture) natConfig(publics ...netip.Addr) Config {
 	return cfg
 }
 
-func newNATFixture(t *testing.T) *fixture {
+func newNATFixture(t testing.TB) *fixture {
 	f := newFixture(t)
 	for _, n := range []struct {
 		ip, dev string
