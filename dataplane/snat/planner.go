@@ -49,6 +49,10 @@ type Planner struct {
 	blocks   map[HostKey][]Block
 	spares   [NumProtos][]Block
 	draining []Block // blocks of hosts that left the pool, freed when idle
+	// idleBefore holds the runs the previous Plan found idle: a run goes
+	// back only when two Plans in a row find it idle, so a port claimed
+	// between the data path's count and the plan is never taken away.
+	idleBefore, idleNow map[Block]bool
 }
 
 // New plans a pool: every host gets its first block of each protocol.
@@ -208,15 +212,26 @@ func (p *Planner) Taken(host netip.Addr, b Block) {
 	p.blocks[k] = append(p.blocks[k], b)
 }
 
-func idle(u Usage, b Block) bool { return u == nil || u.InUse(b) == 0 }
+// idle reports whether b can go back: no translation holds a port of it,
+// now and at the previous Plan.
+func (p *Planner) idle(u Usage, b Block) bool {
+	if u != nil && u.InUse(b) > 0 {
+		return false
+	}
+	p.idleNow[b] = true
+	return u == nil || p.idleBefore[b]
+}
 
 // Plan brings the plan to the current block size and share without
-// taking a port any translation holds: idle parts of blocks larger than
+// taking a port any translation holds (a run must be idle at two Plans in
+// a row; a nil Usage means nothing is in use): idle parts of blocks larger than
 // the current size and idle extra blocks go back, every host has a first
 // block, and the spares are refilled.
 func (p *Planner) Plan(u Usage) {
+	p.idleNow = map[Block]bool{}
+	defer func() { p.idleBefore = p.idleNow }()
 	p.draining = slices.DeleteFunc(p.draining, func(b Block) bool {
-		if idle(u, b) {
+		if p.idle(u, b) {
 			p.release(b)
 			return true
 		}
@@ -268,14 +283,14 @@ func (p *Planner) shrink(u Usage, bs []Block) []Block {
 	size := uint16(p.size)
 	var out []Block
 	for _, b := range bs {
-		if b.Size <= size || idle(u, b) && len(bs) == 1 {
+		if b.Size <= size || p.idle(u, b) && len(bs) == 1 {
 			out = append(out, b)
 			continue
 		}
 		// Split into parts of the current size; keep the busy ones.
 		for s := int(b.Start); s <= int(b.End()); s += int(size) {
 			part := Block{IP: b.IP, Proto: b.Proto, Start: uint16(s), Size: size}
-			if !idle(u, part) {
+			if !p.idle(u, part) {
 				out = append(out, part)
 			} else {
 				p.release(part)
@@ -285,7 +300,7 @@ func (p *Planner) shrink(u Usage, bs []Block) []Block {
 	// Idle extra blocks go back; one block stays.
 	var busy, idleBs []Block
 	for _, b := range out {
-		if idle(u, b) {
+		if p.idle(u, b) {
 			idleBs = append(idleBs, b)
 		} else {
 			busy = append(busy, b)

@@ -152,7 +152,12 @@ func TestShareAndSparesGrowWithPublicIPs(t *testing.T) {
 		t.Errorf("spares not refilled: %d", len(p.Spares(TCP)))
 	}
 	checkDisjoint(t, p)
-	// Idle again: the extra block goes back, the first stays.
+	// Idle again (at two plans in a row): the extra block goes back, the
+	// first stays.
+	p.Plan(usage{})
+	if bs := p.Blocks(HostKey{host, TCP}); len(bs) != 2 {
+		t.Fatalf("a block idle at one plan only went back: the host holds %v", bs)
+	}
 	p.Plan(usage{})
 	if bs := p.Blocks(HostKey{host, TCP}); len(bs) != 1 || bs[0] != first {
 		t.Errorf("idle host holds %v, want its first block %v only", bs, first)
@@ -178,6 +183,7 @@ func TestTierChangeTakesOnlyIdlePorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Plan(u)
+	p.Plan(u)
 	if got := p.Blocks(HostKey{busy, TCP}); len(got) != 2 || got[0].Start != bb.Start || got[1].End() != bb.End() {
 		t.Errorf("busy host holds %v, want both halves of %v", got, bb)
 	}
@@ -196,6 +202,7 @@ func TestTierChangeTakesOnlyIdlePorts(t *testing.T) {
 	// The busy host's second half falls idle: it goes back.
 	u2 := usage{}
 	u2.use(bb, bb.Start)
+	p.Plan(u2)
 	p.Plan(u2)
 	if got := p.Blocks(HostKey{busy, TCP}); len(got) != 1 || got[0] != (Block{bb.IP, TCP, bb.Start, 512}) {
 		t.Errorf("after the second half fell idle the host holds %v", got)
@@ -221,6 +228,7 @@ func TestRemovedHostsDrainAndRemovedIPsGo(t *testing.T) {
 	if s := p.spaces[ipProto{b.IP, UDP}]; !s[(int(b.Start)-PortMin)/unit] {
 		t.Error("a busy block of a removed host was freed while a translation holds it")
 	}
+	p.Plan(usage{})
 	p.Plan(usage{})
 	if s := p.spaces[ipProto{b.IP, UDP}]; s[(int(b.Start)-PortMin)/unit] && !p.heldBySomeone(b) {
 		t.Error("the removed host's block was not freed once idle")

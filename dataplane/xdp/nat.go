@@ -139,6 +139,15 @@ func (e *Engine) commitNAT(cfg *Config) error {
 			delete(n.pools, name)
 		}
 	}
+	// Plan with what the translations hold now, not at the last sweep: a
+	// block must not look idle for the connections made since.
+	if len(cfg.SNATPools) > 0 {
+		if all, err := dumpFlows(e.objs.Flows); err == nil {
+			n.usage = natUsageOf(all)
+		} else {
+			errs = append(errs, fmt.Errorf("reading the flow table: %w", err))
+		}
+	}
 	// Uplinks first: pools and EIPs refer to their slots.
 	var names []string
 	for _, p := range cfg.SNATPools {
