@@ -61,7 +61,7 @@ static __always_inline int nat_destination_ok(struct xdp_md *ctx, struct iphdr *
 	fib.ipv4_src = src;
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return 1;
 	return fixed && rc != BPF_FIB_LKUP_RET_NOT_FWDED;

@@ -117,6 +117,16 @@ func TestSNATFixtures(t *testing.T) {
 		t.Errorf("a second flow to the same destination got port %d, which a flow holds", d.tcp.SrcPort)
 	}
 
+	// An ICMP error about the translated packet (an outside router's
+	// "fragmentation needed", to the public IP) reaches be1, quoting be1's
+	// own packet: path MTU discovery works through the SNAT.
+	sent := frame(t, pkt{srcMAC: f.gwUpMAC, dstMAC: f.clientHW, src: snatPublic, dst: outsideIP, sport: pubPort, dport: 80, ack: true})
+	v, out = f.run(icmpError(t, f.clientHW, f.gwUpMAC, netip.MustParseAddr("198.18.1.254"), snatPublic, sent[14:14+28]), f.upIndex)
+	ie := decodeICMP(t, out)
+	if v != xdpRedirect || ie.outerDst != be1IP || ie.innerSrc != netip.AddrPortFrom(be1IP, 40000) || ie.bad != "" || !bytes.Equal(ie.dstMAC, f.beMAC) {
+		t.Errorf("icmp error to the public IP: verdict %d, to %v (%v), quoting %v, bad %q; want be1 quoting be1:40000", v, ie.outerDst, ie.dstMAC, ie.innerSrc, ie.bad)
+	}
+
 	// UDP, with and without a checksum.
 	for _, zero := range []bool{false, true} {
 		v, out = f.run(frame(t, f.fromPrivate(pkt{udp: true, sport: 5353, dport: 53, payload: []byte("q"), zeroUDPCsum: zero})), f.downIdx)

@@ -392,3 +392,32 @@ func TestEIPLabTwoUplinksSymmetric(t *testing.T) {
 		t.Errorf("be2 -> clientB: clientB saw %v (%v), want the EIP %v by upB", seen, err, eipB)
 	}
 }
+
+func TestSNATLabTranslationsSurviveARestart(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	cfg := snatPool("198.18.1.0/27", SNATTimeouts{}, snatPublic)
+	apply(t, e, cfg)
+	dst := net.JoinHostPort(netlab.BackendIP(1), strconv.Itoa(labsvc.TCPPort))
+	conns := x.openConns(t, netlab.HostClient, netip.Addr{}, dst, 50)
+
+	e.Drain(context.Background()) // xlbd stops: the program keeps translating
+	if err := echoAll(conns); err != nil {
+		t.Fatalf("while xlbd is down: %v", err)
+	}
+	e2 := x.start()
+	t.Cleanup(func() { e2.Drain(context.Background()) })
+	if err := echoAll(conns); err != nil {
+		t.Fatalf("after the restart, before the first apply: %v", err)
+	}
+	apply(t, e2, cfg)
+	more := x.openConns(t, netlab.HostClient, netip.Addr{}, dst, 50)
+	if err := echoAll(append(conns, more...)); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if seen, err := x.seenBy(netlab.HostClient, netlab.BackendIP(2)); err != nil || seen != snatPublic {
+		t.Errorf("after the restart the outside saw %v (%v), want %v", seen, err, snatPublic)
+	}
+}
