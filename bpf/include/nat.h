@@ -172,6 +172,8 @@ static __always_inline int nat_take_spare(struct nat_host *h, __u32 pid, __u32 p
 		if (__sync_val_compare_and_swap(&s->taken, 0, host) != 0)
 			continue; /* another CPU took it first */
 		*out = s->b;
+		if (out->size == 0)
+			return -1; /* emptied under us by a sweep: no block */
 		__u32 slot = __sync_fetch_and_add(&h->n, 1);
 		if (slot >= NAT_HOST_BLOCKS)
 			return -1; /* cannot happen: max_blocks <= NAT_HOST_BLOCKS */
@@ -244,9 +246,11 @@ static __always_inline int snat_new(struct xdp_md *ctx, struct packet *pkt, stru
 		pp->total += h->blocks[b].size;
 	}
 	struct nat_cursor_key ck = {.host = k->saddr, .daddr = k->daddr, .dport = k->dport, .proto = k->proto};
+	/* A destination's first search starts at a random port (RFC 6056:
+	 * ports an off-path host cannot guess), later ones after the last
+	 * port it got, so its ports are handed out in order. */
 	__u32 *cur = bpf_map_lookup_elem(&nat_cursor, &ck);
-	if (cur)
-		pp->start = *cur;
+	pp->start = cur ? *cur : bpf_get_prandom_u32();
 	if (pp->total > 0)
 		bpf_loop(pp->total, nat_probe_port, NULL, 0);
 

@@ -106,12 +106,8 @@ func TestSNATFixtures(t *testing.T) {
 			v, d.ip.SrcIP, d.tcp.SrcPort, d.ip.DstIP, d.tcp.DstPort, d.eth.SrcMAC, d.eth.DstMAC, d.sums)
 	}
 
-	// One port serves many destinations: another destination port gets
-	// the same public port; the same destination gets another.
-	_, out = f.run(frame(t, f.fromPrivate(pkt{sport: 40001, dport: 81, syn: true})), f.downIdx)
-	if d = decode(t, out); uint16(d.tcp.SrcPort) != pubPort || d.sums != "" {
-		t.Errorf("a second destination got public port %d, want %d again", d.tcp.SrcPort, pubPort)
-	}
+	// Another flow to the same destination gets another port (the
+	// reuse of ports across destinations: TestSNATFixtureFullBlockFailsAndCounts).
 	_, out = f.run(frame(t, f.fromPrivate(pkt{sport: 40002, dport: 80, syn: true})), f.downIdx)
 	if d = decode(t, out); uint16(d.tcp.SrcPort) == pubPort || d.sums != "" {
 		t.Errorf("a second flow to the same destination got port %d, which a flow holds", d.tcp.SrcPort)
@@ -230,14 +226,19 @@ func TestSNATFixtureFullBlockFailsAndCounts(t *testing.T) {
 	if got := gatheredLabels(t, f.reg, "xlb_snat_port_alloc_failures_total", labels); got != 1 {
 		t.Errorf("xlb_snat_port_alloc_failures_total = %v, want 1", got)
 	}
-	// Other destinations still have every port.
-	if v, _ := f.run(frame(t, f.fromPrivate(pkt{sport: 20001, dport: 9998, syn: true})), f.downIdx); v != xdpRedirect {
-		t.Errorf("another destination: verdict %d, want redirect", v)
+	// Another destination still has every port: one that a flow to the
+	// first destination holds serves it too.
+	v, out := f.run(frame(t, f.fromPrivate(pkt{sport: 20001, dport: 9998, syn: true})), f.downIdx)
+	if v != xdpRedirect {
+		t.Fatalf("another destination: verdict %d, want redirect", v)
+	}
+	if d := decode(t, out); !seen[uint16(d.tcp.SrcPort)] || d.sums != "" {
+		t.Errorf("another destination got port %d, not one of the block's (all held by the first destination)", d.tcp.SrcPort)
 	}
 	// A second public IP adds capacity without a restart: the host's share
 	// grows and the program takes a spare block.
 	apply(t, f.e, f.natConfig(snatPublic, snatPublic2))
-	v, out := f.run(frame(t, f.fromPrivate(pkt{sport: 20002, dport: 9999, syn: true})), f.downIdx)
+	v, out = f.run(frame(t, f.fromPrivate(pkt{sport: 20002, dport: 9999, syn: true})), f.downIdx)
 	if v != xdpRedirect {
 		t.Fatalf("after adding a public IP: verdict %d, want redirect", v)
 	}

@@ -300,14 +300,17 @@ func TestSNATLabGrowingPastATierKeepsConnections(t *testing.T) {
 	timeouts := SNATTimeouts{TCPFin: fin}
 	apply(t, x.e, snatPool("198.18.1.0/27", timeouts, snatPublic)) // 32 hosts: 1024 ports each
 	dst := net.JoinHostPort(netlab.BackendIP(1), strconv.Itoa(labsvc.TCPPort))
-	// Ports are handed out in order: the first 100 lie in the first half
-	// of the block, the next 500 reach into the second.
-	keep := x.openConns(t, netlab.HostClient, netip.Addr{}, dst, 100)
-	later := x.openConns(t, netlab.HostClient, netip.Addr{}, dst, 500)
+	// 600 connections to one destination take 600 consecutive ports of the
+	// block (wrapping around): both halves are busy.
+	conns := x.openConns(t, netlab.HostClient, netip.Addr{}, dst, 600)
+	block := x.e.HostBlocks("egress", clientAddr, snat.TCP)
+	if len(block) != 1 || block[0].Size != 1024 {
+		t.Fatalf("the host holds %v, want one 1024-port block", block)
+	}
 
 	// 64 hosts: new blocks are 512 ports.
 	apply(t, x.e, snatPool("198.18.1.0/26", timeouts, snatPublic))
-	if err := echoAll(append(keep, later...)); err != nil {
+	if err := echoAll(conns); err != nil {
 		t.Fatalf("growing the pool broke a connection: %v", err)
 	}
 	if bs := x.e.HostBlocks("egress", clientAddr, snat.TCP); hostPorts(bs) != 1024 {
@@ -326,22 +329,46 @@ func TestSNATLabGrowingPastATierKeepsConnections(t *testing.T) {
 		t.Errorf("the new host holds %v, want one 512-port block", bs)
 	}
 
-	// The second half falls idle (FIN both ways, tcp_fin, the 5 s grace):
-	// only then does it go back, and the first 100 connections live on.
-	for _, c := range later {
+	// The connections in the block's second half close (FIN both ways,
+	// then tcp_fin and the 5 s grace): only then does that half go back,
+	// and the others live on.
+	ts, err := x.e.Translations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := map[uint16]uint16{} // private port -> public port
+	for _, tr := range ts {
+		if tr.Private.Addr() == clientAddr && tr.Protocol == 6 {
+			public[tr.Private.Port()] = tr.Public.Port()
+		}
+	}
+	second := snat.Block{IP: snatPublic, Proto: snat.TCP, Start: block[0].Start + 512, Size: 512}
+	var keep, closing []net.Conn
+	for _, c := range conns {
+		if second.Contains(public[uint16(c.LocalAddr().(*net.TCPAddr).Port)]) {
+			closing = append(closing, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	if len(closing) == 0 || len(keep) == 0 {
+		t.Fatalf("%d connections in the second half, %d in the first: want both", len(closing), len(keep))
+	}
+	for _, c := range closing {
 		c.(*net.TCPConn).CloseWrite()
 	}
-	for _, c := range later {
+	for _, c := range closing {
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		_, _ = io.Copy(io.Discard, c) // the server's FIN
 		c.Close()
 	}
+	want := []snat.Block{{IP: snatPublic, Proto: snat.TCP, Start: block[0].Start, Size: 512}}
 	deadline := time.Now().Add(fin + 5*time.Second + 5*time.Second)
 	for time.Now().Before(deadline) && hostPorts(x.e.HostBlocks("egress", clientAddr, snat.TCP)) != 512 {
 		time.Sleep(250 * time.Millisecond)
 	}
-	if bs := x.e.HostBlocks("egress", clientAddr, snat.TCP); hostPorts(bs) != 512 {
-		t.Errorf("after the second half fell idle the host holds %v, want 512 ports", bs)
+	if bs := x.e.HostBlocks("egress", clientAddr, snat.TCP); len(bs) != 1 || bs[0] != want[0] {
+		t.Errorf("after the second half fell idle the host holds %v, want %v", bs, want)
 	}
 	if err := echoAll(keep); err != nil {
 		t.Fatalf("reclaiming the idle half broke a connection: %v", err)
