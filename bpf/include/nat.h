@@ -249,8 +249,13 @@ static __always_inline int snat_new(struct xdp_md *ctx, struct packet *pkt, stru
 	/* A destination's first search starts at a random port (RFC 6056:
 	 * ports an off-path host cannot guess), later ones after the last
 	 * port it got, so its ports are handed out in order. */
-	__u32 *cur = bpf_map_lookup_elem(&nat_cursor, &ck);
-	pp->start = cur ? *cur : bpf_get_prandom_u32();
+	__u32 zero = 0;
+	__u32 *ep = bpf_map_lookup_elem(&nat_epoch, &zero);
+	__u32 epoch = ep ? *ep + 1 : 1;
+	struct nat_cursor *cur = bpf_map_lookup_elem(&nat_cursor, &ck);
+	if (cur && cur->full_epoch == epoch)
+		return nat_port_failure(pid, pool, h); /* searched in vain since the last sweep */
+	pp->start = cur ? cur->next : bpf_get_prandom_u32();
 	if (pp->total > 0)
 		bpf_loop(pp->total, nat_probe_port, NULL, 0);
 
@@ -259,8 +264,11 @@ static __always_inline int snat_new(struct xdp_md *ctx, struct packet *pkt, stru
 		/* Every port of the host's blocks serves this destination: take
 		 * a spare block, if the host is under its share. */
 		struct nat_block nb;
-		if (n >= pool->max_blocks || nat_take_spare(h, pid, pidx, k->saddr, &nb) < 0)
+		if (n >= pool->max_blocks || nat_take_spare(h, pid, pidx, k->saddr, &nb) < 0) {
+			struct nat_cursor full = {.next = pp->start, .full_epoch = epoch};
+			bpf_map_update_elem(&nat_cursor, &ck, &full, BPF_ANY);
 			return nat_port_failure(pid, pool, h);
+		}
 		__u32 old_total = pp->total;
 		pp->blk[0] = nb;
 		pp->nblk = 1;
@@ -272,7 +280,8 @@ static __always_inline int snat_new(struct xdp_md *ctx, struct packet *pkt, stru
 			return nat_port_failure(pid, pool, h);
 		next = old_total + pp->found;
 	}
-	bpf_map_update_elem(&nat_cursor, &ck, &next, BPF_ANY);
+	struct nat_cursor nc = {.next = next};
+	bpf_map_update_elem(&nat_cursor, &ck, &nc, BPF_ANY);
 
 	struct flow fwd = {
 		.last_seen = now,

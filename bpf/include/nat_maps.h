@@ -47,8 +47,17 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct nat_cursor_key);
-	__type(value, __u32);
+	__type(value, struct nat_cursor);
 } nat_cursor SEC(".maps");
+
+/* nat_epoch: advanced by userspace at every sweep and plan (the moments
+ * ports and blocks can become free). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} nat_epoch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -15,7 +15,7 @@
 #define NAT_MAX_EIPS 1024    /* elastic IPs per node */
 #define NAT_MAX_EGRESS 256   /* uplinks named by pools and EIPs */
 #define NAT_MAX_PUBLIC 1024  /* public IPs of all pools */
-#define NAT_HOST_BLOCKS 16   /* port blocks one host holds per protocol */
+#define NAT_HOST_BLOCKS 64   /* port blocks one host holds per protocol (63 fill an IP) */
 #define NAT_SPARES 8         /* blocks ready to be taken, per pool and protocol */
 #define NAT_PROTOS 3         /* tcp, udp, icmp echo */
 #define NAT_STATS_SLOTS (NAT_MAX_POOLS + NAT_MAX_EIPS)
@@ -105,6 +105,16 @@ struct nat_cursor_key {
 	__be16 dport;
 	__u8 proto;
 	__u8 pad;
+};
+
+/* nat_cursor: the index (into the host's ports, blocks in order) after
+ * the last port given to the destination; full_epoch is nat_epoch + 1 when
+ * a search found no port: until the next sweep (which alone frees ports)
+ * or plan, the destination's new flows fail at once instead of searching
+ * every port again. */
+struct nat_cursor {
+	__u32 next;
+	__u32 full_epoch;
 };
 
 /* nat_fail_key: port allocation failures per pool and public IP. */

@@ -9,7 +9,7 @@ import (
 
 // Data-path limits (bpf/include/nat_structs.h).
 const (
-	DefaultMaxHostBlocks = 16 // NAT_HOST_BLOCKS
+	DefaultMaxHostBlocks = 64 // NAT_HOST_BLOCKS
 	DefaultSpares        = 8  // NAT_SPARES
 )
 

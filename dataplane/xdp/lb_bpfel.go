@@ -109,6 +109,12 @@ type lbNatBlock struct {
 	Size  uint16
 }
 
+type lbNatCursor struct {
+	_         structs.HostLayout
+	Next      uint32
+	FullEpoch uint32
+}
+
 type lbNatCursorKey struct {
 	_     structs.HostLayout
 	Host  uint32
@@ -143,7 +149,7 @@ type lbNatHost struct {
 	_      structs.HostLayout
 	N      uint32
 	Pad    uint32
-	Blocks [16]lbNatBlock
+	Blocks [64]lbNatBlock
 }
 
 type lbNatHostKey struct {
@@ -174,7 +180,7 @@ type lbNatPrivate struct {
 
 type lbNatProbe struct {
 	_     structs.HostLayout
-	Blk   [16]lbNatBlock
+	Blk   [64]lbNatBlock
 	Nblk  uint32
 	Total uint32
 	Start uint32
@@ -238,6 +244,7 @@ const (
 	lbMapNatCursor     = "nat_cursor"
 	lbMapNatEipPublic  = "nat_eip_public"
 	lbMapNatEips       = "nat_eips"
+	lbMapNatEpoch      = "nat_epoch"
 	lbMapNatFailures   = "nat_failures"
 	lbMapNatHosts      = "nat_hosts"
 	lbMapNatPools      = "nat_pools"
@@ -316,6 +323,7 @@ type lbMapSpecs struct {
 	NatCursor     *ebpf.MapSpec `ebpf:"nat_cursor"`
 	NatEipPublic  *ebpf.MapSpec `ebpf:"nat_eip_public"`
 	NatEips       *ebpf.MapSpec `ebpf:"nat_eips"`
+	NatEpoch      *ebpf.MapSpec `ebpf:"nat_epoch"`
 	NatFailures   *ebpf.MapSpec `ebpf:"nat_failures"`
 	NatHosts      *ebpf.MapSpec `ebpf:"nat_hosts"`
 	NatPools      *ebpf.MapSpec `ebpf:"nat_pools"`
@@ -368,6 +376,7 @@ type lbMaps struct {
 	NatCursor     *ebpf.Map `ebpf:"nat_cursor"`
 	NatEipPublic  *ebpf.Map `ebpf:"nat_eip_public"`
 	NatEips       *ebpf.Map `ebpf:"nat_eips"`
+	NatEpoch      *ebpf.Map `ebpf:"nat_epoch"`
 	NatFailures   *ebpf.Map `ebpf:"nat_failures"`
 	NatHosts      *ebpf.Map `ebpf:"nat_hosts"`
 	NatPools      *ebpf.Map `ebpf:"nat_pools"`
@@ -396,6 +405,7 @@ func (m *lbMaps) Close() error {
 		m.NatCursor,
 		m.NatEipPublic,
 		m.NatEips,
+		m.NatEpoch,
 		m.NatFailures,
 		m.NatHosts,
 		m.NatPools,

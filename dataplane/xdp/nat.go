@@ -19,7 +19,7 @@ const (
 	maxEIPs       = 1024 // NAT_MAX_EIPS
 	maxUplinks    = 256  // NAT_MAX_EGRESS
 	maxPublic     = 1024 // NAT_MAX_PUBLIC
-	hostBlocks    = 16   // NAT_HOST_BLOCKS
+	hostBlocks    = 64   // NAT_HOST_BLOCKS
 	sparesPerPool = 8    // NAT_SPARES
 	natProtos     = 3    // NAT_PROTOS
 	natKindPool   = 1
@@ -36,6 +36,7 @@ type natState struct {
 	privnets map[lbNatPrefixKey]lbNatPrivate
 	fails    map[lbNatFailKey]bool
 	usage    *natUsage // the last sweep's, for planning after a commit
+	epoch    uint32    // nat_epoch's value
 }
 
 func newNATState() *natState {
@@ -258,6 +259,7 @@ func (e *Engine) commitNAT(cfg *Config) error {
 	}
 	n.privnets = privs
 	e.refreshUplinks()
+	e.nextEpoch()
 	return errors.Join(errs...)
 }
 
@@ -414,6 +416,17 @@ func (e *Engine) replanNAT(u *natUsage) {
 		e.warnBusyHosts(x, u)
 	}
 	e.refreshUplinks()
+	e.nextEpoch()
+}
+
+// nextEpoch tells the program that ports or blocks may have become free
+// (a sweep deleted released entries, a plan wrote blocks): destinations
+// found full search again.
+func (e *Engine) nextEpoch() {
+	e.nat.epoch++
+	if err := e.objs.NatEpoch.Put(uint32(0), e.nat.epoch); err != nil {
+		e.log.Warn("snat: nat_epoch", zap.Error(err))
+	}
 }
 
 // warnBusyHosts logs a host whose busiest destination holds more than 80%
