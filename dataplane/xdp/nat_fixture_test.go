@@ -330,3 +330,60 @@ func decodeEcho(t testing.TB, b []byte) echoDecoded {
 	return echoDecoded{dstMAC: eth.DstMAC, src: ipOf(ip.SrcIP), dst: ipOf(ip.DstIP), id: ic.Id,
 		sumOK: w.Checksum == ic.Checksum && checksumErrors(t, decoded{ip: ip}) == ""}
 }
+
+func TestSNATFixtureIdleReleaseAndGrace(t *testing.T) {
+	f := newNATFixture(t)
+	cfg := f.natConfig(snatPublic)
+	cfg.SNATPools[0].Timeouts = SNATTimeouts{Idle: time.Second}
+	apply(t, f.e, cfg)
+
+	v, out := f.run(frame(t, f.fromPrivate(pkt{udp: true, sport: 5000, dport: 53, payload: []byte("q")})), f.downIdx)
+	if v != xdpRedirect {
+		t.Fatalf("udp outbound: verdict %d", v)
+	}
+	d := decode(t, out)
+	port := uint16(d.udp.SrcPort)
+	find := func() (Translation, bool) {
+		ts, err := f.e.Translations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range ts {
+			if tr.Private == netip.AddrPortFrom(be1IP, 5000) {
+				return tr, true
+			}
+		}
+		return Translation{}, false
+	}
+	// Released after the idle timeout (and at most a sweep more).
+	start := time.Now()
+	for time.Since(start) < 4*time.Second {
+		if tr, ok := find(); ok && tr.Released {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	released := time.Since(start)
+	if tr, ok := find(); !ok || !tr.Released || released < time.Second {
+		t.Fatalf("after %v the translation is %+v (found %v), want released after the 1 s idle timeout", released, tr, ok)
+	}
+	// In its grace a reply is dropped (counted), not delivered.
+	if v, _ := f.run(frame(t, f.fromOutside(pkt{udp: true, sport: 53, dport: port, payload: []byte("a")}, snatPublic)), f.upIndex); v != xdpDrop {
+		t.Errorf("a reply to a released translation: verdict %d, want drop", v)
+	}
+	if got := gatheredLabels(t, f.reg, "xlb_snat_dropped_total", map[string]string{"pool": "egress", "reason": "released"}); got != 1 {
+		t.Errorf("xlb_snat_dropped_total{reason=released} = %v, want 1", got)
+	}
+	// After the 5 s grace the entry is gone.
+	for time.Since(start) < released+8*time.Second {
+		if _, ok := find(); !ok {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, ok := find(); ok {
+		t.Errorf("the released translation is still there %v after its release", time.Since(start)-released)
+	} else if gone := time.Since(start) - released; gone < 4*time.Second {
+		t.Errorf("the released translation went %v after its release, before the 5 s grace", gone)
+	}
+}
