@@ -202,6 +202,25 @@ func TestSNATLabPublicIPAnd2000Connections(t *testing.T) {
 	if got := gatheredLabels(t, x.reg, "xlb_snat_port_alloc_failures_total", map[string]string{"pool": "egress", "public_ip": snatPublic.String()}); got != 0 {
 		t.Errorf("%v allocation failures, want none", got)
 	}
+	// What xlbctl snat shows, once a sweep has counted the translations:
+	// the public IP's ports and the host's, 1000 TCP ports each (one per
+	// port, serving both destinations) plus the UDP and ICMP ones.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := x.e.SNATStatus()
+		ok := len(st) == 1 && st[0].ID == "egress" && len(st[0].PublicIPs) == 1 && len(st[0].Hosts) == 1
+		if ok {
+			ip, h := st[0].PublicIPs[0], st[0].Hosts[0]
+			ok = ip.IP == snatPublic && ip.InUse >= 1000 && ip.Allocated >= 1024 && h.Host == clientAddr && h.InUse >= 1000
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SNAT status %+v, want pool egress with %v and host %v using at least 1000 ports", st, snatPublic, clientAddr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func TestSNATLabFullHostFailsCountedAndRSTFreesThePort(t *testing.T) {

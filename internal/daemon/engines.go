@@ -23,7 +23,7 @@ type engineSet struct {
 	engines  []Engine
 	backends *reconcile.Backends
 	health   *health.Manager
-	// snat reports SNAT port use; nil until a SNAT engine is built here.
+	// snat reports SNAT port use: the XDP engine's, nil without XDP.
 	snat server.SnatStatus
 }
 
@@ -85,7 +85,11 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 		return fail(fmt.Errorf("health checker: %w", err))
 	}
 	engines = append(engines, reconcile.NewHealth(mgr, backends))
-	return &engineSet{engines: engines, backends: backends, health: mgr}, nil
+	set := &engineSet{engines: engines, backends: backends, health: mgr}
+	if xe != nil {
+		set.snat = xdpSnatStatus{xe}
+	}
+	return set, nil
 }
 
 // startXDP attaches the XDP engine as node.xdp_mode says: off or no
