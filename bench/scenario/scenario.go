@@ -42,7 +42,7 @@ type Scenario struct {
 
 // Registry returns every scenario.
 func Registry() []Scenario {
-	return []Scenario{l7Baseline(), l4()}
+	return []Scenario{l7Baseline(), l4(), snat()}
 }
 
 // Lookup returns the scenario called name.

@@ -15,11 +15,23 @@
 #define AF_INET 2
 #endif
 
-/* l4_ports returns the L4 header's checksum field and port pair for tcp
- * and udp. Verifier: the fixed header is re-checked against data_end here,
- * because the pointer came back from the stack (struct packet). */
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+/* L4 kinds for checksum rules: udp's 0 means "no checksum"; ICMP has no
+ * pseudo header, so address changes leave its checksum alone. */
+#define L4_TCP 0
+#define L4_UDP 1
+#define L4_ICMP 2
+
+/* l4_fields returns the L4 header's checksum field and port pair for tcp
+ * and udp, and for ICMP echo the id as both "ports" (the flow key's view).
+ * Verifier: the fixed header is re-checked against data_end here, because
+ * the pointer came back from the stack (struct packet). */
 static __always_inline int l4_fields(struct packet *pkt, void *end, __sum16 **csum, __be16 **sport,
-				     __be16 **dport, int *is_udp)
+				     __be16 **dport, int *kind)
 {
 	if (pkt->l4_proto == IPPROTO_TCP) {
 		struct tcphdr *th = pkt->l4;
@@ -28,7 +40,7 @@ static __always_inline int l4_fields(struct packet *pkt, void *end, __sum16 **cs
 		*csum = &th->check;
 		*sport = &th->source;
 		*dport = &th->dest;
-		*is_udp = 0;
+		*kind = L4_TCP;
 		return 0;
 	}
 	if (pkt->l4_proto == IPPROTO_UDP) {
@@ -38,55 +50,70 @@ static __always_inline int l4_fields(struct packet *pkt, void *end, __sum16 **cs
 		*csum = &uh->check;
 		*sport = &uh->source;
 		*dport = &uh->dest;
-		*is_udp = 1;
+		*kind = L4_UDP;
+		return 0;
+	}
+	if (pkt->l4_proto == IPPROTO_ICMP) {
+		struct icmp_hdr *ih = pkt->l4;
+		if ((void *)(ih + 1) > end)
+			return -1;
+		*csum = &ih->checksum;
+		*sport = &ih->echo_id;
+		*dport = &ih->echo_id;
+		*kind = L4_ICMP;
 		return 0;
 	}
 	return -1;
 }
 
+static __always_inline void l4_csum_replace4(__sum16 *csum, int kind, __be32 old, __be32 new)
+{
+	if (kind == L4_UDP)
+		udp_csum_replace4(csum, old, new);
+	else if (kind == L4_TCP)
+		csum_replace4(csum, old, new);
+}
+
+static __always_inline void l4_csum_replace2(__sum16 *csum, int kind, __be16 old, __be16 new)
+{
+	if (kind == L4_UDP)
+		udp_csum_replace2(csum, old, new);
+	else
+		csum_replace2(csum, old, new);
+}
+
 /* rewrite_tuple makes the packet's addresses and ports those of f,
  * updating the IP header checksum and the L4 checksum (whose pseudo header
- * covers the addresses) incrementally. */
+ * covers the addresses) incrementally. An ICMP echo's id is its one port:
+ * entries of echo flows hold the same value in new_sport and new_dport. */
 static __always_inline int rewrite_tuple(struct packet *pkt, void *end, const struct flow *f)
 {
 	struct iphdr *iph = pkt->l3;
 	__sum16 *csum;
 	__be16 *sport, *dport;
-	int is_udp;
+	int kind;
 
 	if ((void *)(iph + 1) > end)
 		return -1;
-	if (l4_fields(pkt, end, &csum, &sport, &dport, &is_udp) < 0)
+	if (l4_fields(pkt, end, &csum, &sport, &dport, &kind) < 0)
 		return -1;
 
 	if (iph->saddr != f->new_saddr) {
-		if (is_udp)
-			udp_csum_replace4(csum, iph->saddr, f->new_saddr);
-		else
-			csum_replace4(csum, iph->saddr, f->new_saddr);
+		l4_csum_replace4(csum, kind, iph->saddr, f->new_saddr);
 		csum_replace4(&iph->check, iph->saddr, f->new_saddr);
 		iph->saddr = f->new_saddr;
 	}
 	if (iph->daddr != f->new_daddr) {
-		if (is_udp)
-			udp_csum_replace4(csum, iph->daddr, f->new_daddr);
-		else
-			csum_replace4(csum, iph->daddr, f->new_daddr);
+		l4_csum_replace4(csum, kind, iph->daddr, f->new_daddr);
 		csum_replace4(&iph->check, iph->daddr, f->new_daddr);
 		iph->daddr = f->new_daddr;
 	}
 	if (*sport != f->new_sport) {
-		if (is_udp)
-			udp_csum_replace2(csum, *sport, f->new_sport);
-		else
-			csum_replace2(csum, *sport, f->new_sport);
+		l4_csum_replace2(csum, kind, *sport, f->new_sport);
 		*sport = f->new_sport;
 	}
 	if (*dport != f->new_dport) {
-		if (is_udp)
-			udp_csum_replace2(csum, *dport, f->new_dport);
-		else
-			csum_replace2(csum, *dport, f->new_dport);
+		l4_csum_replace2(csum, kind, *dport, f->new_dport);
 		*dport = f->new_dport;
 	}
 	return 0;

@@ -78,6 +78,12 @@ struct flow_key {
 #define FF_FIN (1U << 2)         /* tcp: a FIN passed this direction */
 #define FF_RST (1U << 3)         /* tcp: a RST passed */
 #define FF_SYN (1U << 4)         /* tcp: the flow started with a SYN */
+#define FF_SNAT (1U << 5)        /* a snat pool's translation; listener: the pool id */
+#define FF_EIP (1U << 6)         /* an EIP's translation; listener: NAT_MAX_POOLS + EIP id */
+#define FF_EGRESS (1U << 7)      /* initiator's direction: leave by egress slot `backend` */
+#define FF_RELEASED (1U << 8)    /* snat reply entry kept 5 s after release: the port
+				  * is not reused for this destination; packets dropped */
+#define FF_INBOUND (1U << 9)     /* EIP: the outside started it (the initiator goes in) */
 
 /* flow is one direction of a tracked connection. Each connection has two
  * entries: the client's direction (key: client -> VIP) and the reply

@@ -16,6 +16,7 @@
 #include "lb_maps.h"
 #include "lb_nat.h"
 #include "lb_sched.h"
+#include "nat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -23,11 +24,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FULLNAT_PORT_MIN 1024
 #define FULLNAT_PORT_SPAN (65536 - FULLNAT_PORT_MIN)
 #define FULLNAT_PROBES 8
-
-#define TCP_FLAG_FIN 0x01
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_RST 0x04
-#define TCP_FLAG_ACK 0x10
 
 static __always_inline struct lstats *lstats_of(__u32 lid)
 {
@@ -86,12 +82,16 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 
 	if ((void *)(iph + 1) > end)
 		return XDP_DROP;
+	if (f->flags & FF_RELEASED)
+		return nat_drop(f->listener, NR_RELEASED);
 	track(f, tcp_flags(pkt, end), now);
 	if (ttl_expired(iph))
 		return XDP_PASS;
 	if (rewrite_tuple(pkt, end, f) < 0)
 		return XDP_DROP;
 	ttl_decrement(iph);
+	if (f->flags & (FF_SNAT | FF_EIP))
+		return nat_send(ctx, pkt, f, len);
 
 	struct lstats *s = lstats_of(f->listener);
 	if (f->flags & FF_REPLY) {
@@ -406,14 +406,19 @@ int xlb_lb(struct xdp_md *ctx)
 			g->parse_fail++;
 		return XDP_PASS;
 	}
-	/* IPv4 tcp, udp and ICMP errors without VLAN tags; the kernel handles
-	 * the rest. */
+	/* IPv4 tcp, udp, ICMP echo (translated by snat pools and EIPs) and
+	 * ICMP errors without VLAN tags; the kernel handles the rest. */
 	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans)
 		goto pass;
-	if (pkt.l4_proto == IPPROTO_ICMP)
-		return icmp_error(ctx, &pkt, bpf_ktime_get_ns());
-	if (pkt.l4_proto != IPPROTO_TCP && pkt.l4_proto != IPPROTO_UDP)
+	if (pkt.l4_proto == IPPROTO_ICMP) {
+		struct icmp_hdr *ih = pkt.l4;
+		if ((void *)(ih + 1) > end)
+			return XDP_DROP;
+		if (ih->type != ICMP_ECHO && ih->type != ICMP_ECHOREPLY)
+			return icmp_error(ctx, &pkt, bpf_ktime_get_ns());
+	} else if (pkt.l4_proto != IPPROTO_TCP && pkt.l4_proto != IPPROTO_UDP) {
 		goto pass;
+	}
 
 	struct iphdr *iph = pkt.l3;
 	if ((void *)(iph + 1) > end)
@@ -433,19 +438,31 @@ int xlb_lb(struct xdp_md *ctx)
 
 	struct svc_key sk = {.vip = k.daddr, .port = k.dport, .proto = k.proto};
 	__u32 *lidp = bpf_map_lookup_elem(&services, &sk);
-	if (!lidp)
-		goto pass;
-	__u32 lid = *lidp;
-	struct listener *l = bpf_map_lookup_elem(&listeners, &lid);
-	if (!l)
-		goto pass;
-	if (l->flags & LF_PASS) {
-		/* http/https: the proxy in userspace serves it, after the ACL. */
-		if (!acl_allows(l, lid, k.saddr))
-			return count_drop(lid, R_ACL, XDP_DROP);
-		return XDP_PASS;
+	if (lidp) {
+		__u32 lid = *lidp;
+		struct listener *l = bpf_map_lookup_elem(&listeners, &lid);
+		if (!l)
+			goto pass;
+		if (l->flags & LF_PASS) {
+			/* http/https: the proxy in userspace serves it, after the ACL. */
+			if (!acl_allows(l, lid, k.saddr))
+				return count_drop(lid, R_ACL, XDP_DROP);
+			return XDP_PASS;
+		}
+		return new_flow(ctx, &pkt, &k, l, lid, now);
 	}
-	return new_flow(ctx, &pkt, &k, l, lid, now);
+
+	int nv = nat_new_flow(ctx, &pkt, &k, tcp_flags(&pkt, end), now);
+	if (nv == NAT_FORWARD) {
+		f = bpf_map_lookup_elem(&flows, &k);
+		if (f)
+			return forward(ctx, &pkt, f, now);
+		if ((g = gstats()))
+			g->ct_full++;
+		return XDP_DROP;
+	}
+	if (nv != NAT_NONE)
+		return nv;
 
 pass:
 	if ((g = gstats()))

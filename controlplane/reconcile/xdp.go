@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
+	"time"
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/dataplane/xdp"
@@ -51,9 +53,17 @@ func (a *XDP) Prepare(ctx context.Context, cfg *xlbv1.Config) (Staged, error) {
 
 // CompileXDP turns the IPv4 listeners into the XDP engine's values: tcp and
 // udp listeners are forwarded, http and https ones only filtered (ACL) and
-// passed to the kernel for the proxy.
+// passed to the kernel for the proxy. SNAT pools and EIPs are the XDP
+// engine's alone.
 func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 	var out xdp.Config
+	var err error
+	if out.SNATPools, err = compileSNATPools(cfg.GetSnatPools()); err != nil {
+		return out, err
+	}
+	if out.EIPs, err = compileEIPs(cfg.GetEips()); err != nil {
+		return out, err
+	}
 	for i, lb := range cfg.GetLoadBalancers() {
 		vip, err := netip.ParseAddr(lb.GetAddress())
 		if err != nil {
@@ -101,6 +111,66 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 				out.Listeners = append(out.Listeners, h3)
 			}
 		}
+	}
+	return out, nil
+}
+
+func compileSNATPools(pools []*xlbv1.SnatPool) ([]xdp.SNATPool, error) {
+	var out []xdp.SNATPool
+	for i, p := range pools {
+		path := fmt.Sprintf("snat_pools[%d]", i)
+		sp := xdp.SNATPool{Name: p.GetId(), Interface: p.GetInterface()}
+		for j, s := range p.GetPublicIps() {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s.public_ips[%d]: %w", path, j, err)
+			}
+			sp.PublicIPs = append(sp.PublicIPs, a.Unmap())
+		}
+		for j, s := range p.GetSources() {
+			pfx, err := parseSource(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s.sources[%d]: %w", path, j, err)
+			}
+			sp.Sources = append(sp.Sources, pfx)
+		}
+		t := p.GetTimeouts()
+		sp.Timeouts = xdp.SNATTimeouts{
+			TCPFin: duration(t.GetTcpFin(), 240*time.Second),
+			TCPRst: duration(t.GetTcpRst(), 15*time.Second),
+			Idle:   duration(t.GetIdle(), 240*time.Second),
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// parseSource reads an address or a CIDR (a bare address is one host).
+func parseSource(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func compileEIPs(eips []*xlbv1.Eip) ([]xdp.EIP, error) {
+	var out []xdp.EIP
+	for i, e := range eips {
+		pub, err := netip.ParseAddr(e.GetPublicIp())
+		if err != nil {
+			return nil, fmt.Errorf("eips[%d].public_ip: %w", i, err)
+		}
+		priv, err := netip.ParseAddr(e.GetPrivateIp())
+		if err != nil {
+			return nil, fmt.Errorf("eips[%d].private_ip: %w", i, err)
+		}
+		out = append(out, xdp.EIP{Public: pub.Unmap(), Private: priv.Unmap(), Interface: e.GetInterface()})
 	}
 	return out, nil
 }

@@ -73,9 +73,51 @@ func (o *Options) defaults() {
 	}
 }
 
-// Config is the engine's desired listeners.
+// Config is the engine's desired listeners, SNAT pools and elastic IPs.
 type Config struct {
 	Listeners []Listener
+	SNATPools []SNATPool
+	EIPs      []EIP
+}
+
+// SNATPool translates its private hosts' connections to its public IPs,
+// with port blocks planned by dataplane/snat (docs/snat.md).
+type SNATPool struct {
+	Name      string
+	PublicIPs []netip.Addr
+	Sources   []netip.Prefix
+	// Interface is the uplink the pool's traffic leaves by; empty: the FIB
+	// with the public IP as source decides.
+	Interface string
+	Timeouts  SNATTimeouts
+}
+
+// SNATTimeouts release a translation's port: after both FINs, after a
+// RST, after idling. Zero values take the defaults (240 s, 15 s, 240 s).
+type SNATTimeouts struct {
+	TCPFin, TCPRst, Idle time.Duration
+}
+
+func (t *SNATTimeouts) defaults() {
+	if t.TCPFin == 0 {
+		t.TCPFin = 240 * time.Second
+	}
+	if t.TCPRst == 0 {
+		t.TCPRst = 15 * time.Second
+	}
+	if t.Idle == 0 {
+		t.Idle = 240 * time.Second
+	}
+}
+
+// EIP maps a public IPv4 address 1:1 to a private one in both directions.
+type EIP struct {
+	Public, Private netip.Addr
+	// Interface is the uplink the address belongs to: connections the
+	// private host starts leave by it (replies to inbound connections
+	// leave by the interface those came in on). Empty: the FIB with the
+	// public address as source decides.
+	Interface string
 }
 
 // Listener is one tcp or udp listener (or an http/https one: Pass).

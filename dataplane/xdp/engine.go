@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -37,6 +38,7 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	sweeps *sweepState
+	nat    *natState // under mu
 }
 
 const (
@@ -92,6 +94,7 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 		dirty:     make(chan uint32, maxListeners),
 		cancel:    cancel,
 		sweeps:    newSweepState(),
+		nat:       newNATState(),
 	}
 	if err := e.adopt(); err != nil {
 		e.close()
@@ -137,6 +140,36 @@ func (e *Engine) adopt() error {
 	for i := len(free) - 1; i >= 0; i-- {
 		e.bfree = append(e.bfree, free[i])
 	}
+	return e.clearNAT()
+}
+
+// clearNAT empties the NAT configuration a previous xlbd left (the first
+// Commit writes it again); the translations in the flow table go on, and
+// the port claims there keep new ones from colliding with them.
+func (e *Engine) clearNAT() error {
+	for _, m := range []*ebpf.Map{e.objs.NatPrivnets, e.objs.NatHosts, e.objs.NatEipPublic} {
+		var keys [][]byte
+		k := make([]byte, m.KeySize())
+		it := m.Iterate()
+		v := make([]byte, m.ValueSize())
+		for it.Next(&k, &v) {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			_ = m.Delete(k)
+		}
+	}
+	for id := uint32(0); id < maxPools; id++ {
+		if err := e.objs.NatPools.Put(id, lbNatPool{}); err != nil {
+			return fmt.Errorf("clearing nat_pools: %w", err)
+		}
+	}
+	for id := uint32(0); id < maxEIPs; id++ {
+		_ = e.objs.NatEips.Put(id, lbNatEip{})
+	}
+	// Go on from the pinned epoch: cursors marked full at an earlier one
+	// must not look full now.
+	_ = e.objs.NatEpoch.Lookup(uint32(0), &e.nat.epoch)
 	return nil
 }
 
@@ -147,6 +180,7 @@ type Change struct {
 	fresh  map[listenerKey]*pool.Pool // new pools (Abort closes them)
 	update map[listenerKey]pool.Config
 	cfgs   map[listenerKey]Listener
+	nat    Config // the SNAT pools and EIPs, validated
 	done   bool
 }
 
@@ -204,6 +238,11 @@ func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		ch.fresh[k] = p
+	}
+	ch.nat = Config{SNATPools: slices.Clone(cfg.SNATPools), EIPs: slices.Clone(cfg.EIPs)}
+	if err := e.prepareNAT(&ch.nat); err != nil {
+		ch.abortLocked()
+		return nil, err
 	}
 	inUse := 0
 	for k := range e.listeners {
@@ -279,6 +318,9 @@ func (ch *Change) Commit() {
 		}
 	}
 	e.gcBackends()
+	if err := e.commitNAT(&ch.nat); err != nil {
+		e.log.Error("xdp: writing snat pools and eips", zap.Error(err))
+	}
 }
 
 // Abort releases what Prepare built.

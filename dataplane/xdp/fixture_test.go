@@ -40,6 +40,7 @@ type fixture struct {
 	gwDnMAC  net.HardwareAddr
 	beMAC    net.HardwareAddr
 	clientHW net.HardwareAddr
+	cfg      Config // what newFixture applied
 }
 
 var (
@@ -81,7 +82,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	if err := lab.Do(netlab.HostGateway, func() error {
 		var err error
-		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 1024}, nil)
+		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -96,12 +97,13 @@ func newFixture(t testing.TB) *fixture {
 	}
 	srv := []pool.Server{{Addr: be1IP, Port: 7000, Weight: 100}}
 	reg := pool.NewRegistry()
-	apply(t, f.e, Config{Listeners: []Listener{
+	f.cfg = Config{Listeners: []Listener{
 		{Name: "lb/tcp/7000", Protocol: TCP, VIP: vip, Port: 7000, Registry: reg, Pool: pool.Config{Servers: srv}},
 		{Name: "lb/udp/7001", Protocol: UDP, VIP: vip, Port: 7001, Registry: reg, Pool: pool.Config{Servers: srv}},
 		{Name: "lb/tcp/7002", Protocol: TCP, VIP: vip, Port: 7002, Registry: reg, Pool: pool.Config{Servers: srv}, ACL: deny},
 		{Name: "lb/tcp/80", Protocol: TCP, VIP: vip, Port: 80, Pass: true, ACL: deny},
-	}})
+	}}
+	apply(t, f.e, f.cfg)
 	return f
 }
 
@@ -473,12 +475,20 @@ func decodeICMP(t testing.TB, b []byte) icmpDecoded {
 
 // FuzzProgram feeds random frames, and well-formed frames built from
 // random fields, through the program: it must never fail to run, and a
-// frame it rewrites must leave with every checksum right.
+// frame it rewrites must leave with every checksum right. The frames go to
+// the listeners, and (data[0] bits 1-2) out from a SNAT pool's host, in to
+// the pool's public IP or to an EIP, and as ICMP echoes.
 func FuzzProgram(f *testing.F) {
-	fx := newFixture(f)
+	fx := newNATFixture(f)
 	f.Add([]byte{0, 0x1b, 0x58, 0x9c, 0x40, 2, 1, 0}, false)
 	f.Add([]byte{1, 0x1b, 0x59, 0x14, 0xe9, 0x10, 0, 5}, false)
 	f.Add([]byte{0, 0x1b, 0x5a, 0x9c, 0x41, 2, 0, 0}, true)
+	f.Add([]byte{2, 0x00, 0x50, 0x9c, 0x40, 2, 0, 0}, false)
+	f.Add([]byte{3, 0x00, 0x35, 0x14, 0xe9, 0, 0, 0}, false)
+	f.Add([]byte{4, 0x04, 0x00, 0x00, 0x50, 0x12, 0, 1}, false)
+	f.Add([]byte{6, 0x00, 0x16, 0x15, 0xb3, 2, 0, 2}, false)
+	f.Add([]byte{8 | 2, 0x00, 0x4d, 0, 0, 0, 0, 0}, false)
+	f.Add([]byte{8 | 4, 0x04, 0x00, 0, 0, 0, 0, 0}, false)
 	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
 		fx.t = t
 		if raw {
@@ -500,15 +510,41 @@ func FuzzProgram(f *testing.F) {
 			zeroUDPCsum: data[6]&1 == 1,
 			payload:     data[8:],
 		}
-		if p.dport%4 == 0 {
-			p.dport = 7000 + uint16(data[7]%3) // mostly listener ports
-		}
-		in := frame(t, fx.fromClient(p))
-		v, out := fx.run(in, fx.upIndex)
-		if v == xdpRedirect && !bytes.Equal(in, out) {
-			if d := decode(t, out); d.sums != "" {
-				t.Fatalf("rewritten frame with bad %s checksum(s)", d.sums)
+		ingress := fx.upIndex
+		var in []byte
+		switch dir := (data[0] >> 1) & 3; {
+		case data[0]&8 != 0: // ICMP echo: request out of be1, or a reply in to the public IP
+			if dir&1 == 1 {
+				in = echoFrame(t, fx.beMAC, fx.gwDnMAC, be1IP, outsideIP, layers.ICMPv4TypeEchoRequest, p.dport)
+				ingress = fx.downIdx
+			} else {
+				in = echoFrame(t, fx.clientHW, fx.gwUpMAC, outsideIP, snatPublic, layers.ICMPv4TypeEchoReply, p.dport)
 			}
+		case dir == 1: // a pool host to the outside
+			in = frame(t, fx.fromPrivate(p))
+			ingress = fx.downIdx
+		case dir == 2: // the outside to the pool's public IP (replies)
+			in = frame(t, fx.fromOutside(p, snatPublic))
+		case dir == 3: // the outside to the EIP
+			in = frame(t, fx.fromOutside(p, eipPublic))
+		default:
+			if p.dport%4 == 0 {
+				p.dport = 7000 + uint16(data[7]%3) // mostly listener ports
+			}
+			in = frame(t, fx.fromClient(p))
+		}
+		v, out := fx.run(in, ingress)
+		if v != xdpRedirect || bytes.Equal(in, out) {
+			return
+		}
+		if data[0]&8 != 0 {
+			if e := decodeEcho(t, out); !e.sumOK {
+				t.Fatalf("rewritten echo with a bad checksum")
+			}
+			return
+		}
+		if d := decode(t, out); d.sums != "" {
+			t.Fatalf("rewritten frame with bad %s checksum(s)", d.sums)
 		}
 	})
 }

@@ -17,7 +17,8 @@ type Flow struct {
 	Idle        time.Duration
 }
 
-// Flows lists the tracked connections (one entry per connection).
+// Flows lists the load balancer's tracked connections (one entry per
+// connection).
 func (e *Engine) Flows() ([]Flow, error) {
 	all, err := dumpFlows(e.objs.Flows)
 	if err != nil {
@@ -32,8 +33,8 @@ func (e *Engine) Flows() ([]Flow, error) {
 	now := monotonicNow()
 	var out []Flow
 	for k, f := range all {
-		if f.Flags&ffReply != 0 {
-			continue
+		if f.Flags&(ffReply|ffNAT) != 0 {
+			continue // translations: see Translations
 		}
 		flags := f.Flags
 		last := f.LastSeen

@@ -102,6 +102,110 @@ type lbLstats struct {
 	Reasons  [8]uint64
 }
 
+type lbNatBlock struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Start uint16
+	Size  uint16
+}
+
+type lbNatCursor struct {
+	_         structs.HostLayout
+	Next      uint32
+	FullEpoch uint32
+}
+
+type lbNatCursorKey struct {
+	_     structs.HostLayout
+	Host  uint32
+	Daddr uint32
+	Dport uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type lbNatEgress struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Dmac    [6]uint8
+	Smac    [6]uint8
+}
+
+type lbNatEip struct {
+	_           structs.HostLayout
+	PublicAddr  uint32
+	PrivateAddr uint32
+	Egress      uint32
+	Pad         uint32
+}
+
+type lbNatFailKey struct {
+	_    structs.HostLayout
+	Pool uint32
+	Addr uint32
+}
+
+type lbNatHost struct {
+	_      structs.HostLayout
+	N      uint32
+	Pad    uint32
+	Blocks [64]lbNatBlock
+}
+
+type lbNatHostKey struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Proto uint32
+}
+
+type lbNatPool struct {
+	_         structs.HostLayout
+	MaxBlocks uint32
+	Egress    uint32
+	FailAddr  uint32
+	Pad       uint32
+}
+
+type lbNatPrefixKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type lbNatPrivate struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
+
+type lbNatProbe struct {
+	_     structs.HostLayout
+	Blk   [64]lbNatBlock
+	Nblk  uint32
+	Total uint32
+	Start uint32
+	Found uint32
+	Rk    lbFlowKey
+	Rev   lbFlow
+}
+
+type lbNatSpare struct {
+	_     structs.HostLayout
+	B     lbNatBlock
+	Taken uint32
+	Pad   uint32
+}
+
+type lbNatStats struct {
+	_        structs.HostLayout
+	PktsOut  uint64
+	BytesOut uint64
+	PktsIn   uint64
+	BytesIn  uint64
+	NewFlows uint64
+	Reasons  [4]uint64
+}
+
 type lbPersistKey struct {
 	_        structs.HostLayout
 	Listener uint32
@@ -136,6 +240,18 @@ const (
 	lbMapGlobalStats   = "global_stats"
 	lbMapListenerStats = "listener_stats"
 	lbMapListeners     = "listeners"
+	lbMapNatCounters   = "nat_counters"
+	lbMapNatCursor     = "nat_cursor"
+	lbMapNatEipPublic  = "nat_eip_public"
+	lbMapNatEips       = "nat_eips"
+	lbMapNatEpoch      = "nat_epoch"
+	lbMapNatFailures   = "nat_failures"
+	lbMapNatHosts      = "nat_hosts"
+	lbMapNatPools      = "nat_pools"
+	lbMapNatPrivnets   = "nat_privnets"
+	lbMapNatScratch    = "nat_scratch"
+	lbMapNatSpares     = "nat_spares"
+	lbMapNatUplinks    = "nat_uplinks"
 	lbMapPersist       = "persist"
 	lbMapRings         = "rings"
 	lbMapRrCursor      = "rr_cursor"
@@ -203,6 +319,18 @@ type lbMapSpecs struct {
 	GlobalStats   *ebpf.MapSpec `ebpf:"global_stats"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
+	NatCounters   *ebpf.MapSpec `ebpf:"nat_counters"`
+	NatCursor     *ebpf.MapSpec `ebpf:"nat_cursor"`
+	NatEipPublic  *ebpf.MapSpec `ebpf:"nat_eip_public"`
+	NatEips       *ebpf.MapSpec `ebpf:"nat_eips"`
+	NatEpoch      *ebpf.MapSpec `ebpf:"nat_epoch"`
+	NatFailures   *ebpf.MapSpec `ebpf:"nat_failures"`
+	NatHosts      *ebpf.MapSpec `ebpf:"nat_hosts"`
+	NatPools      *ebpf.MapSpec `ebpf:"nat_pools"`
+	NatPrivnets   *ebpf.MapSpec `ebpf:"nat_privnets"`
+	NatScratch    *ebpf.MapSpec `ebpf:"nat_scratch"`
+	NatSpares     *ebpf.MapSpec `ebpf:"nat_spares"`
+	NatUplinks    *ebpf.MapSpec `ebpf:"nat_uplinks"`
 	Persist       *ebpf.MapSpec `ebpf:"persist"`
 	Rings         *ebpf.MapSpec `ebpf:"rings"`
 	RrCursor      *ebpf.MapSpec `ebpf:"rr_cursor"`
@@ -244,6 +372,18 @@ type lbMaps struct {
 	GlobalStats   *ebpf.Map `ebpf:"global_stats"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
+	NatCounters   *ebpf.Map `ebpf:"nat_counters"`
+	NatCursor     *ebpf.Map `ebpf:"nat_cursor"`
+	NatEipPublic  *ebpf.Map `ebpf:"nat_eip_public"`
+	NatEips       *ebpf.Map `ebpf:"nat_eips"`
+	NatEpoch      *ebpf.Map `ebpf:"nat_epoch"`
+	NatFailures   *ebpf.Map `ebpf:"nat_failures"`
+	NatHosts      *ebpf.Map `ebpf:"nat_hosts"`
+	NatPools      *ebpf.Map `ebpf:"nat_pools"`
+	NatPrivnets   *ebpf.Map `ebpf:"nat_privnets"`
+	NatScratch    *ebpf.Map `ebpf:"nat_scratch"`
+	NatSpares     *ebpf.Map `ebpf:"nat_spares"`
+	NatUplinks    *ebpf.Map `ebpf:"nat_uplinks"`
 	Persist       *ebpf.Map `ebpf:"persist"`
 	Rings         *ebpf.Map `ebpf:"rings"`
 	RrCursor      *ebpf.Map `ebpf:"rr_cursor"`
@@ -261,6 +401,18 @@ func (m *lbMaps) Close() error {
 		m.GlobalStats,
 		m.ListenerStats,
 		m.Listeners,
+		m.NatCounters,
+		m.NatCursor,
+		m.NatEipPublic,
+		m.NatEips,
+		m.NatEpoch,
+		m.NatFailures,
+		m.NatHosts,
+		m.NatPools,
+		m.NatPrivnets,
+		m.NatScratch,
+		m.NatSpares,
+		m.NatUplinks,
 		m.Persist,
 		m.Rings,
 		m.RrCursor,

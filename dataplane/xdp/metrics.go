@@ -29,6 +29,7 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 		descBPackets, descBBytes, descBFlows, descEntries, descCapacity, descExpired, descParse, descPassed} {
 		ch <- d
 	}
+	e.describeNAT(ch)
 }
 
 // Collect reads the per-CPU counters and sums them.
@@ -106,4 +107,5 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(entries))
 	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(e.objs.Flows.MaxEntries()))
 	counter(descExpired, expired)
+	e.collectNAT(ch)
 }

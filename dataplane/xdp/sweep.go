@@ -26,6 +26,8 @@ type sweepState struct {
 	perListener map[uint32]int // live connections
 	perBackend  map[uint32]int64
 	expired     uint64 // connections removed, in all
+	natExpired  uint64 // translations released or removed
+	nat         *natUsage
 }
 
 func newSweepState() *sweepState {
@@ -99,8 +101,9 @@ func (e *Engine) sweep() error {
 	var dead []lbFlowKey
 	var expired uint64
 	for k, f := range all {
-		if f.Flags&ffReply != 0 {
-			// An orphaned reply entry (its twin was deleted): expire alone.
+		if f.Flags&(ffReply|ffNAT) != 0 {
+			// Reply entries are handled with their twin below (an orphan
+			// expires alone); translations by sweepNAT.
 			continue
 		}
 		rk := reverseKey(k, f)
@@ -122,7 +125,7 @@ func (e *Engine) sweep() error {
 		perBackend[f.Backend]++
 	}
 	for k, f := range all {
-		if f.Flags&ffReply == 0 {
+		if f.Flags&ffReply == 0 || f.Flags&ffNAT != 0 {
 			continue
 		}
 		fk := lbFlowKey{Saddr: f.NewDaddr, Daddr: f.NewSaddr, Sport: f.NewDport, Dport: f.NewSport, Proto: k.Proto}
@@ -130,11 +133,26 @@ func (e *Engine) sweep() error {
 			dead = append(dead, k)
 		}
 	}
+	e.mu.Lock()
+	timeouts := map[uint32]SNATTimeouts{}
+	for _, x := range e.nat.pools {
+		timeouts[x.id] = x.cfg.Timeouts
+	}
+	e.mu.Unlock()
+	natDead, released, usage, natExpired := e.sweepNAT(all, now, timeouts)
+	dead = append(dead, natDead...)
 	for _, k := range dead {
 		if err := e.objs.Flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return err
 		}
 	}
+	for k, f := range released {
+		// Only if it is still there: the program may not recreate it.
+		if err := e.objs.Flows.Update(k, f, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	e.replanNAT(usage)
 	e.mu.Lock()
 	for _, bid := range e.bids {
 		_ = e.objs.Active.Put(bid, perBackend[bid])
@@ -146,6 +164,8 @@ func (e *Engine) sweep() error {
 	e.sweeps.perListener = perListener
 	e.sweeps.perBackend = perBackend
 	e.sweeps.expired += expired
+	e.sweeps.natExpired += natExpired
+	e.sweeps.nat = usage
 	e.sweeps.mu.Unlock()
 	return nil
 }

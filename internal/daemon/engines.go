@@ -24,7 +24,7 @@ type engineSet struct {
 	engines  []Engine
 	backends *reconcile.Backends
 	health   *health.Manager
-	// snat reports SNAT port use; nil until a SNAT engine is built here.
+	// snat reports SNAT port use: the XDP engine's, nil without XDP.
 	snat server.SnatStatus
 }
 
@@ -58,6 +58,8 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 			return fail(fmt.Errorf("xdp metrics: %w", err))
 		}
 		engines = append(engines, reconcile.NewXDP(xe, backends))
+	} else {
+		engines = append(engines, natWithoutXDP{log: log})
 	}
 
 	l4e, err := l4.New(reg, log.Named("l4"))
@@ -97,7 +99,11 @@ func buildEngines(node *xlbv1.Node, opts Options, reg prometheus.Registerer, log
 		return fail(fmt.Errorf("health checker: %w", err))
 	}
 	engines = append(engines, reconcile.NewHealth(mgr, backends))
-	return &engineSet{engines: engines, backends: backends, health: mgr}, nil
+	set := &engineSet{engines: engines, backends: backends, health: mgr}
+	if xe != nil {
+		set.snat = xdpSnatStatus{xe}
+	}
+	return set, nil
 }
 
 // startXDP attaches the XDP engine as node.xdp_mode says: off or no
@@ -141,3 +147,24 @@ func drainAll(engines []Engine) {
 		e.Drain(context.Background())
 	}
 }
+
+// natWithoutXDP stands in for the XDP engine's SNAT pools and EIPs when
+// it is not attached: only the XDP path translates, so it says so.
+type natWithoutXDP struct{ log *zap.Logger }
+
+func (natWithoutXDP) Name() string { return "snat" }
+
+func (n natWithoutXDP) Prepare(_ context.Context, cfg *xlbv1.Config) (reconcile.Staged, error) {
+	if len(cfg.GetSnatPools()) > 0 || len(cfg.GetEips()) > 0 {
+		n.log.Warn("snat_pools and eips are not applied: they need the XDP engine (node.interfaces set, node.xdp_mode not off, XDP attached)",
+			zap.Int("snat_pools", len(cfg.GetSnatPools())), zap.Int("eips", len(cfg.GetEips())))
+	}
+	return noopStaged{}, nil
+}
+
+func (natWithoutXDP) Drain(context.Context) {}
+
+type noopStaged struct{}
+
+func (noopStaged) Commit() {}
+func (noopStaged) Abort()  {}

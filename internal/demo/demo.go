@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -45,11 +46,22 @@ type Report struct {
 	// HTTPS: new clients over HTTP/1.1 and HTTP/2 (by protocol, then
 	// backend); HTTP3: one HTTP/3 client; AltSvc: what HTTPS answers
 	// advertised.
-	HTTPS   map[string]map[string]int
-	HTTP3   map[string]int
-	AltSvc  string
-	Metrics string
+	HTTPS  map[string]map[string]int
+	HTTP3  map[string]int
+	AltSvc string
+	// SNAT: the address an outside server saw be1 and be2 as (the pool's
+	// public IP); EIPOut: be3 (its EIP); EIPIn: the client reaching be3
+	// by its EIP, as be3 saw it.
+	SNAT          map[string]string
+	EIPOut, EIPIn string
+	Metrics       string
 }
+
+// The demo's SNAT pool and EIP (configs/demo.yaml).
+const (
+	snatPublic = "203.0.113.20"
+	eipPublic  = "203.0.113.30"
+)
 
 const (
 	nBackends = 3
@@ -180,6 +192,30 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		return rep, err
 	}
 
+	step("SNAT: be1 and be2 (pool %q, 198.19.0.0/27) reach an outside server on the client (%s:%d)", "backends", netlab.ClientIP, labsvc.HTTPPort)
+	stopOutside, err := outsideServer(ctx, lab)
+	if err != nil {
+		return rep, err
+	}
+	defer stopOutside()
+	rep.SNAT = map[string]string{}
+	outside := net.JoinHostPort(netlab.ClientIP, strconv.Itoa(labsvc.HTTPPort))
+	for _, be := range []string{"be1", "be2"} {
+		if rep.SNAT[be], err = seenAs(ctx, lab, be, outside); err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(out, "   %s -> outside: seen as %s\n", be, rep.SNAT[be])
+	}
+	step("EIP %s <-> be3: both directions, ports kept", eipPublic)
+	if rep.EIPOut, err = seenAs(ctx, lab, "be3", outside); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(out, "   be3 -> outside: seen as %s\n", rep.EIPOut)
+	if rep.EIPIn, err = seenAs(ctx, lab, netlab.HostClient, net.JoinHostPort(eipPublic, strconv.Itoa(labsvc.HTTPPort))); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(out, "   client -> %s: be3 saw %s\n", eipPublic, rep.EIPIn)
+
 	if rep.Metrics, err = x.Metrics(); err != nil {
 		return rep, fmt.Errorf("reading metrics: %w", err)
 	}
@@ -188,7 +224,9 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		if strings.HasPrefix(line, "xlb_xdp_new_flows_total") || strings.HasPrefix(line, "xlb_xdp_packets_total") ||
 			strings.HasPrefix(line, "xlb_backend_up") || strings.HasPrefix(line, "xlb_config_version") ||
 			strings.HasPrefix(line, "xlb_xdp_flow_table_entries") || strings.HasPrefix(line, "xlb_http_requests_total") ||
-			strings.HasPrefix(line, "xlb_tls_handshakes_total") || strings.HasPrefix(line, "xlb_certificate_expiry_seconds") {
+			strings.HasPrefix(line, "xlb_tls_handshakes_total") || strings.HasPrefix(line, "xlb_certificate_expiry_seconds") ||
+			strings.HasPrefix(line, "xlb_snat_new_translations_total") || strings.HasPrefix(line, "xlb_snat_ports_allocated{") ||
+			strings.HasPrefix(line, "xlb_eip_new_translations_total") {
 			fmt.Fprintln(out, "   "+line)
 		}
 	}
@@ -308,4 +346,45 @@ func httpSample(ctx context.Context, lab *netlab.Lab, url, host string, n int, s
 		counts[resp.Header.Get("X-Backend")]++
 	}
 	return counts, nil
+}
+
+// outsideServer runs an HTTP server on the client, the outside world of
+// the SNAT pool and the EIP.
+func outsideServer(ctx context.Context, lab *netlab.Lab) (stop func(), err error) {
+	ln, err := lab.Listen(netlab.HostClient, "tcp", net.JoinHostPort(netlab.ClientIP, strconv.Itoa(labsvc.HTTPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("outside server: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = serve.NewHTTP("outside").Serve(ctx, ln)
+	}()
+	return func() { cancel(); ln.Close(); <-done }, nil
+}
+
+// seenAs asks the HTTP server at addr, from host, which address the
+// request came from.
+func seenAs(ctx context.Context, lab *netlab.Lab, host, addr string) (string, error) {
+	hc := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: lab.Dialer(host), DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/headers", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%s -> %s: %w", host, addr, err)
+	}
+	defer resp.Body.Close()
+	var hdrs map[string][]string
+	if err := json.NewDecoder(resp.Body).Decode(&hdrs); err != nil {
+		return "", fmt.Errorf("%s -> %s: %w", host, addr, err)
+	}
+	ra := hdrs[serve.HeadersKeyRemoteAddr]
+	if len(ra) == 0 {
+		return "", fmt.Errorf("%s -> %s: no %s", host, addr, serve.HeadersKeyRemoteAddr)
+	}
+	ip, _, err := net.SplitHostPort(ra[0])
+	return ip, err
 }

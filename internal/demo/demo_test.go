@@ -64,6 +64,12 @@ func TestDemo(t *testing.T) {
 	if n := rep.HTTP3["be1"] + rep.HTTP3["be2"] + rep.HTTP3["be3"]; n != rounds/2 {
 		t.Errorf("HTTP/3 answers %v, want %d", rep.HTTP3, rounds/2)
 	}
+	if rep.SNAT["be1"] != snatPublic || rep.SNAT["be2"] != snatPublic {
+		t.Errorf("the outside server saw the SNAT pool's hosts as %v, want %s", rep.SNAT, snatPublic)
+	}
+	if rep.EIPOut != eipPublic || rep.EIPIn != "198.18.1.2" {
+		t.Errorf("EIP: be3 seen outside as %q (want %s); the client seen by be3 as %q (want 198.18.1.2)", rep.EIPOut, eipPublic, rep.EIPIn)
+	}
 	// The tcp and udp listeners ran on XDP, not on the userspace fallback.
 	for _, want := range []string{
 		`xlb_xdp_new_flows_total{listener="lb-demo/tcp/7000"} 150`,

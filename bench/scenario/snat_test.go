@@ -1,0 +1,18 @@
+package scenario
+
+import (
+	"testing"
+
+	"github.com/xlbproject/xlb/controlplane/config"
+)
+
+func TestSNATConfigIsValid(t *testing.T) {
+	if _, err := config.Load([]byte(snatXlbConfig()), t.TempDir()); err != nil {
+		t.Errorf("snat scenario config rejected: %v\n%s", err, snatXlbConfig())
+	}
+}
+
+func TestSNATQuick(t *testing.T) {
+	needTools(t, "nft")
+	runQuick(t, "snat", map[string][]string{"tcp": {"xlb-xdp", "nftables"}, "udp": {"xlb-xdp", "nftables"}})
+}
