@@ -106,6 +106,24 @@ func TestCustomTopology(t *testing.T) {
 		}
 	})
 
+	// Successive UDP flows never repeat a source port, even when each
+	// socket is closed before the next is dialed (the kernel may reuse).
+	t.Run("udp ports", func(t *testing.T) {
+		seen := map[int]bool{}
+		for range 200 {
+			c, err := lab.Dial(ctx, "a", "udp", "[fd00::2]:5353")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+			if seen[p] {
+				t.Fatalf("source port %d used twice in 200 dials", p)
+			}
+			seen[p] = true
+		}
+	})
+
 	t.Run("dialer", func(t *testing.T) {
 		ln, err := lab.Listen("b", "tcp", "10.0.0.2:0")
 		if err != nil {

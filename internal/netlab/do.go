@@ -2,8 +2,11 @@ package netlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 )
@@ -58,15 +61,44 @@ func (l *Lab) ListenPacket(host, network, addr string) (net.PacketConn, error) {
 
 // Dial connects from host's namespace. addr should hold a literal IP: name
 // resolution runs on other goroutines, outside the namespace.
+//
+// A UDP socket gets the next source port of a range the lab walks through
+// (udpPortFirst..udpPortLast), not the kernel's random pick: the kernel
+// may hand a just-closed port out again, and a flow that repeats an
+// earlier 5-tuple meets the load balancer's flow entry or session for it
+// (a UDP flow lives for minutes), so tests that count where flows go
+// would count one flow twice.
 func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, error) {
 	var c net.Conn
 	err := l.Do(host, func() (err error) {
 		// No fast fallback: it would dial from other goroutines.
 		d := net.Dialer{FallbackDelay: -1}
-		c, err = d.DialContext(ctx, network, addr)
+		if !strings.HasPrefix(network, "udp") {
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		}
+		for range 64 {
+			d.LocalAddr = &net.UDPAddr{Port: l.nextUDPPort()}
+			c, err = d.DialContext(ctx, network, addr)
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				return err
+			}
+		}
 		return err
 	})
 	return c, err
+}
+
+// The source ports Dial walks through for UDP, below the kernel's default
+// ephemeral range (32768-60999) so that they rarely meet its own picks.
+const (
+	udpPortFirst = 20000
+	udpPortLast  = 32767
+)
+
+func (l *Lab) nextUDPPort() int {
+	n := l.udpPort.Add(1)
+	return udpPortFirst + int(n%(udpPortLast-udpPortFirst+1))
 }
 
 // Dialer returns Dial bound to host, e.g. for http.Transport.DialContext.

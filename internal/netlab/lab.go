@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -51,6 +52,9 @@ type Lab struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// udpPort is the last source port Dial gave a UDP socket (see Dial).
+	udpPort atomic.Uint32
 }
 
 type labHost struct {
