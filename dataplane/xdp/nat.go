@@ -24,6 +24,8 @@ const (
 	natProtos     = 3    // NAT_PROTOS
 	natKindPool   = 1
 	natKindEIP    = 2
+	natOnEIPs     = 1 // NAT_ON_EIPS
+	natOnPools    = 2 // NAT_ON_POOLS
 )
 
 // natState is what the engine wrote for the SNAT pools and EIPs.
@@ -258,6 +260,16 @@ func (e *Engine) commitNAT(cfg *Config) error {
 		}
 	}
 	n.privnets = privs
+	var on uint32
+	if len(n.eips) > 0 {
+		on |= natOnEIPs
+	}
+	if len(n.pools) > 0 {
+		on |= natOnPools
+	}
+	if err := e.objs.NatOn.Put(uint32(0), on); err != nil {
+		errs = append(errs, fmt.Errorf("nat_on: %w", err))
+	}
 	e.refreshUplinks()
 	e.nextEpoch()
 	return errors.Join(errs...)
