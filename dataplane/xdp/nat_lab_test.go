@@ -268,7 +268,7 @@ func TestSNATLabFullHostFailsCountedAndRSTFreesThePort(t *testing.T) {
 		t.Fatalf("the reset connection's port was released after %v, want after tcp_rst %v and within a sweep more", releasedAt, rst)
 	}
 	var c net.Conn
-	for time.Since(reset) < rst+10*time.Second {
+	for time.Since(reset) < rst+15*time.Second {
 		var err error
 		if c, err = x.dialFrom(netlab.HostClient, netip.Addr{}, dst, 700*time.Millisecond); err == nil {
 			break
@@ -363,7 +363,7 @@ func TestSNATLabGrowingPastATierKeepsConnections(t *testing.T) {
 		c.Close()
 	}
 	want := []snat.Block{{IP: snatPublic, Proto: snat.TCP, Start: block[0].Start, Size: 512}}
-	deadline := time.Now().Add(fin + 5*time.Second + 5*time.Second)
+	deadline := time.Now().Add(fin + 5*time.Second + 15*time.Second)
 	for time.Now().Before(deadline) && hostPorts(x.e.HostBlocks("egress", clientAddr, snat.TCP)) != 512 {
 		time.Sleep(250 * time.Millisecond)
 	}
