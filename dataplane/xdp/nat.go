@@ -37,7 +37,7 @@ type natState struct {
 	uplinks  map[string]uint32 // interface -> egress slot
 	privnets map[lbNatPrefixKey]lbNatPrivate
 	fails    map[lbNatFailKey]bool
-	epoch    uint32    // nat_epoch's value
+	epoch    uint32 // nat_epoch's value
 }
 
 func newNATState() *natState {
