@@ -418,6 +418,16 @@ func TestEIPLabTwoUplinksSymmetric(t *testing.T) {
 	if err != nil || seen != eipB {
 		t.Errorf("be2 -> clientB: clientB saw %v (%v), want the EIP %v by upB", seen, err, eipB)
 	}
+
+	// The control: without its interface the routing table sends be2's
+	// connection out by rtrA, where it is lost.
+	apply(t, e, Config{EIPs: []EIP{
+		{Public: eipA, Private: netip.MustParseAddr(netlab.BackendIP(1)), Interface: netlab.IfaceGatewayUpA},
+		{Public: eipB, Private: netip.MustParseAddr(netlab.BackendIP(2))},
+	}})
+	if seen, err := x.seenBy(netlab.BackendHost(2), netlab.ClientBIP); err == nil {
+		t.Errorf("without the EIP's interface be2 still reached clientB (seen as %v): the test proves nothing", seen)
+	}
 }
 
 func TestSNATLabTranslationsSurviveARestart(t *testing.T) {
