@@ -366,9 +366,15 @@ static __always_inline int nat_new_flow(struct xdp_md *ctx, struct packet *pkt, 
 		if (ih->type != ICMP_ECHO)
 			return NAT_NONE;
 	}
-	__u32 *eid = bpf_map_lookup_elem(&nat_eip_public, &k->daddr);
-	if (eid)
-		return eip_new(ctx, pkt, k, *eid, 1, tflags, now);
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&nat_on, &zero);
+	if (!on || !*on)
+		return NAT_NONE;
+	if (*on & NAT_ON_EIPS) {
+		__u32 *eid = bpf_map_lookup_elem(&nat_eip_public, &k->daddr);
+		if (eid)
+			return eip_new(ctx, pkt, k, *eid, 1, tflags, now);
+	}
 
 	struct nat_prefix_key pk = {.prefixlen = 32, .addr = k->saddr};
 	struct nat_private *src = bpf_map_lookup_elem(&nat_privnets, &pk);

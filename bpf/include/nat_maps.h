@@ -50,6 +50,17 @@ struct {
 	__type(value, struct nat_cursor);
 } nat_cursor SEC(".maps");
 
+/* nat_on: NAT_ON_EIPS and NAT_ON_POOLS when any is configured, so that
+ * traffic for neither pays no lookups when there are none. */
+#define NAT_ON_EIPS 1
+#define NAT_ON_POOLS 2
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} nat_on SEC(".maps");
+
 /* nat_epoch: advanced by userspace at every sweep and plan (the moments
  * ports and blocks can become free). */
 struct {

@@ -240,6 +240,15 @@ func (p *Planner) Plan(u Usage) {
 	for k, bs := range p.blocks {
 		p.blocks[k] = p.shrink(u, bs)
 	}
+	p.assign()
+}
+
+// Assign gives every host without blocks its first block and refills the
+// spares, taking nothing back: what a configuration change needs at once
+// (the sweeps' Plans reclaim what fell idle).
+func (p *Planner) Assign() { p.assign() }
+
+func (p *Planner) assign() {
 	for i, h := range p.hosts {
 		for pr := Proto(0); pr < NumProtos; pr++ {
 			k := HostKey{h, pr}

@@ -278,3 +278,23 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAssignTakesNothingBack(t *testing.T) {
+	cfg := Config{PublicIPs: []netip.Addr{pub1}, Sources: []netip.Prefix{pfx("10.0.0.0/27")}}
+	p := mustNew(t, cfg)
+	host := netip.MustParseAddr("10.0.0.1")
+	before := p.Blocks(HostKey{host, TCP})
+	cfg.Sources = []netip.Prefix{pfx("10.0.0.0/26")}
+	if err := p.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	p.Assign()
+	p.Assign()
+	if got := p.Blocks(HostKey{host, TCP}); len(got) != 1 || got[0] != before[0] {
+		t.Errorf("Assign changed an existing host's blocks: %v -> %v", before, got)
+	}
+	if got := p.Blocks(HostKey{netip.MustParseAddr("10.0.0.50"), TCP}); len(got) != 1 || got[0].Size != 512 {
+		t.Errorf("a new host got %v, want one 512-port block", got)
+	}
+	checkDisjoint(t, p)
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/internal/netlab"
 )
@@ -13,7 +14,11 @@ import (
 // BenchmarkProgram measures the program per packet with BPF_PROG_TEST_RUN
 // inside the lab gateway (so the FIB lookup and redirect happen as live):
 //   - established_tcp: one packet of a tracked flow run Repeat times in one
-//     call; the call's wall time over Repeat (syscall cost amortised away);
+//     call in live-frame mode (BPF_F_TEST_XDP_LIVE_FRAMES: the kernel
+//     restores the frame before each run; without it every run after the
+//     first sees the previous run's rewritten frame, which matches no flow
+//     and measures the pass path); the call's wall time over Repeat, which
+//     includes transmitting the redirected frame (the lab's veth drops it);
 //   - new_tcp_flow: first packets of distinct flows, one call each (backend
 //     pick, two flow entries, counters), minus the per-call overhead
 //     measured the same way with an established packet;
@@ -28,6 +33,9 @@ func BenchmarkProgram(b *testing.B) {
 			ctx := struct{ Data, DataEnd, DataMeta, IngressIfindex, RxQueue, EgressIfindex uint32 }{
 				DataEnd: uint32(len(frame)), IngressIfindex: uint32(ingress)}
 			opts := ebpf.RunOptions{Data: frame, Context: ctx, Repeat: repeat}
+			if repeat > 1 {
+				opts.Flags = unix.BPF_F_TEST_XDP_LIVE_FRAMES
+			}
 			start := time.Now()
 			_, err := fx.e.Program().Run(&opts)
 			d = time.Since(start)
@@ -44,8 +52,8 @@ func BenchmarkProgram(b *testing.B) {
 
 	b.Run("established_tcp", func(b *testing.B) {
 		b.ResetTimer()
-		d := run(est, uint32(max(b.N, 1)))
-		b.ReportMetric(float64(d.Nanoseconds())/float64(max(b.N, 1)), "ns/pkt")
+		d := run(est, uint32(max(b.N, 2)))
+		b.ReportMetric(float64(d.Nanoseconds())/float64(max(b.N, 2)), "ns/pkt")
 	})
 	next := uint16(10000)
 	b.Run("new_tcp_flow", func(b *testing.B) {
@@ -66,8 +74,8 @@ func BenchmarkProgram(b *testing.B) {
 	run(out, 1) // creates the translation
 	b.Run("snat_established_udp", func(b *testing.B) {
 		b.ResetTimer()
-		d := run(out, uint32(max(b.N, 1)))
-		b.ReportMetric(float64(d.Nanoseconds())/float64(max(b.N, 1)), "ns/pkt")
+		d := run(out, uint32(max(b.N, 2)))
+		b.ReportMetric(float64(d.Nanoseconds())/float64(max(b.N, 2)), "ns/pkt")
 	})
 	nextSNAT := uint16(10000)
 	b.Run("snat_new_tcp_flow", func(b *testing.B) {

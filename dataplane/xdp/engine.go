@@ -167,6 +167,7 @@ func (e *Engine) clearNAT() error {
 	for id := uint32(0); id < maxEIPs; id++ {
 		_ = e.objs.NatEips.Put(id, lbNatEip{})
 	}
+	_ = e.objs.NatOn.Put(uint32(0), uint32(0))
 	// Go on from the pinned epoch: cursors marked full at an earlier one
 	// must not look full now.
 	_ = e.objs.NatEpoch.Lookup(uint32(0), &e.nat.epoch)

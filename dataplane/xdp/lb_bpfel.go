@@ -247,6 +247,7 @@ const (
 	lbMapNatEpoch      = "nat_epoch"
 	lbMapNatFailures   = "nat_failures"
 	lbMapNatHosts      = "nat_hosts"
+	lbMapNatOn         = "nat_on"
 	lbMapNatPools      = "nat_pools"
 	lbMapNatPrivnets   = "nat_privnets"
 	lbMapNatScratch    = "nat_scratch"
@@ -326,6 +327,7 @@ type lbMapSpecs struct {
 	NatEpoch      *ebpf.MapSpec `ebpf:"nat_epoch"`
 	NatFailures   *ebpf.MapSpec `ebpf:"nat_failures"`
 	NatHosts      *ebpf.MapSpec `ebpf:"nat_hosts"`
+	NatOn         *ebpf.MapSpec `ebpf:"nat_on"`
 	NatPools      *ebpf.MapSpec `ebpf:"nat_pools"`
 	NatPrivnets   *ebpf.MapSpec `ebpf:"nat_privnets"`
 	NatScratch    *ebpf.MapSpec `ebpf:"nat_scratch"`
@@ -379,6 +381,7 @@ type lbMaps struct {
 	NatEpoch      *ebpf.Map `ebpf:"nat_epoch"`
 	NatFailures   *ebpf.Map `ebpf:"nat_failures"`
 	NatHosts      *ebpf.Map `ebpf:"nat_hosts"`
+	NatOn         *ebpf.Map `ebpf:"nat_on"`
 	NatPools      *ebpf.Map `ebpf:"nat_pools"`
 	NatPrivnets   *ebpf.Map `ebpf:"nat_privnets"`
 	NatScratch    *ebpf.Map `ebpf:"nat_scratch"`
@@ -408,6 +411,7 @@ func (m *lbMaps) Close() error {
 		m.NatEpoch,
 		m.NatFailures,
 		m.NatHosts,
+		m.NatOn,
 		m.NatPools,
 		m.NatPrivnets,
 		m.NatScratch,

@@ -24,6 +24,8 @@ const (
 	natProtos     = 3    // NAT_PROTOS
 	natKindPool   = 1
 	natKindEIP    = 2
+	natOnEIPs     = 1 // NAT_ON_EIPS
+	natOnPools    = 2 // NAT_ON_POOLS
 )
 
 // natState is what the engine wrote for the SNAT pools and EIPs.
@@ -35,8 +37,7 @@ type natState struct {
 	uplinks  map[string]uint32 // interface -> egress slot
 	privnets map[lbNatPrefixKey]lbNatPrivate
 	fails    map[lbNatFailKey]bool
-	usage    *natUsage // the last sweep's, for planning after a commit
-	epoch    uint32    // nat_epoch's value
+	epoch    uint32 // nat_epoch's value
 }
 
 func newNATState() *natState {
@@ -140,15 +141,6 @@ func (e *Engine) commitNAT(cfg *Config) error {
 			delete(n.pools, name)
 		}
 	}
-	// Plan with what the translations hold now, not at the last sweep: a
-	// block must not look idle for the connections made since.
-	if len(cfg.SNATPools) > 0 {
-		if all, err := dumpFlows(e.objs.Flows); err == nil {
-			n.usage = natUsageOf(all)
-		} else {
-			errs = append(errs, fmt.Errorf("reading the flow table: %w", err))
-		}
-	}
 	// Uplinks first: pools and EIPs refer to their slots.
 	var names []string
 	for _, p := range cfg.SNATPools {
@@ -189,7 +181,9 @@ func (e *Engine) commitNAT(cfg *Config) error {
 				n.fails[fk] = true
 			}
 		}
-		if err := e.planPool(x, n.usage); err != nil {
+		// New hosts and spares at once; what fell idle goes back at the
+		// next sweeps (a commit has no fresh count of the ports in use).
+		if err := e.writePlan(x, false, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -258,6 +252,16 @@ func (e *Engine) commitNAT(cfg *Config) error {
 		}
 	}
 	n.privnets = privs
+	var on uint32
+	if len(n.eips) > 0 {
+		on |= natOnEIPs
+	}
+	if len(n.pools) > 0 {
+		on |= natOnPools
+	}
+	if err := e.objs.NatOn.Put(uint32(0), on); err != nil {
+		errs = append(errs, fmt.Errorf("nat_on: %w", err))
+	}
 	e.refreshUplinks()
 	e.nextEpoch()
 	return errors.Join(errs...)
@@ -340,15 +344,17 @@ func (e *Engine) collectTaken(x *xpool) {
 	}
 }
 
-// planPool replans a pool with the last usage and writes what changed:
-// the pool's settings, its hosts' blocks and its spares.
-func (e *Engine) planPool(x *xpool, u *natUsage) error {
+// writePlan replans a pool and writes what changed: the pool's settings,
+// its hosts' blocks and its spares. reclaim (after a sweep, with its count
+// of the ports in use) lets idle blocks go back; without it only new
+// blocks are given.
+func (e *Engine) writePlan(x *xpool, reclaim bool, u *natUsage) error {
 	e.collectTaken(x)
-	var usage snat.Usage
-	if u != nil {
-		usage = u
+	if reclaim && u != nil {
+		x.plan.Plan(u)
+	} else {
+		x.plan.Assign()
 	}
-	x.plan.Plan(usage)
 	var errs []error
 	pv := lbNatPool{MaxBlocks: uint32(x.plan.Share()), Egress: e.nat.uplinkRef(x.cfg.Interface), FailAddr: be32(x.cfg.PublicIPs[0])}
 	if err := e.objs.NatPools.Put(x.id, pv); err != nil {
@@ -408,9 +414,8 @@ func (e *Engine) planPool(x *xpool, u *natUsage) error {
 func (e *Engine) replanNAT(u *natUsage) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.nat.usage = u
 	for _, x := range e.nat.pools {
-		if err := e.planPool(x, u); err != nil {
+		if err := e.writePlan(x, true, u); err != nil {
 			e.log.Warn("snat: writing the plan", zap.String("pool", x.cfg.Name), zap.Error(err))
 		}
 		e.warnBusyHosts(x, u)

@@ -245,8 +245,14 @@ func TestSNATFixtureFullBlockFailsAndCounts(t *testing.T) {
 	if d := decode(t, out); seen[uint16(d.tcp.SrcPort)] && ipOf(d.ip.SrcIP) == snatPublic {
 		t.Errorf("after adding a public IP the new flow reused %v:%d", d.ip.SrcIP, d.tcp.SrcPort)
 	}
-	time.Sleep(1500 * time.Millisecond) // a sweep hands the taken spare to the host
-	if got := gatheredLabels(t, f.reg, "xlb_snat_host_ports_allocated", map[string]string{"pool": "egress", "host": be1IP.String(), "protocol": "tcp"}); got != 2048 {
+	// A sweep hands the taken spare to the host.
+	hostLabels := map[string]string{"pool": "egress", "host": be1IP.String(), "protocol": "tcp"}
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(100 * time.Millisecond) {
+		if gatheredLabels(t, f.reg, "xlb_snat_host_ports_allocated", hostLabels) == 2048 {
+			break
+		}
+	}
+	if got := gatheredLabels(t, f.reg, "xlb_snat_host_ports_allocated", hostLabels); got != 2048 {
 		t.Errorf("be1 holds %v tcp ports after taking a spare, want 2048", got)
 	}
 }

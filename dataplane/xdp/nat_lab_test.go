@@ -287,7 +287,7 @@ func TestSNATLabFullHostFailsCountedAndRSTFreesThePort(t *testing.T) {
 		t.Fatalf("the reset connection's port was released after %v, want after tcp_rst %v and within a sweep more", releasedAt, rst)
 	}
 	var c net.Conn
-	for time.Since(reset) < rst+10*time.Second {
+	for time.Since(reset) < rst+15*time.Second {
 		var err error
 		if c, err = x.dialFrom(netlab.HostClient, netip.Addr{}, dst, 700*time.Millisecond); err == nil {
 			break
@@ -382,7 +382,7 @@ func TestSNATLabGrowingPastATierKeepsConnections(t *testing.T) {
 		c.Close()
 	}
 	want := []snat.Block{{IP: snatPublic, Proto: snat.TCP, Start: block[0].Start, Size: 512}}
-	deadline := time.Now().Add(fin + 5*time.Second + 5*time.Second)
+	deadline := time.Now().Add(fin + 5*time.Second + 15*time.Second)
 	for time.Now().Before(deadline) && hostPorts(x.e.HostBlocks("egress", clientAddr, snat.TCP)) != 512 {
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -436,6 +436,16 @@ func TestEIPLabTwoUplinksSymmetric(t *testing.T) {
 	seen, err := x.seenBy(netlab.BackendHost(2), netlab.ClientBIP)
 	if err != nil || seen != eipB {
 		t.Errorf("be2 -> clientB: clientB saw %v (%v), want the EIP %v by upB", seen, err, eipB)
+	}
+
+	// The control: without its interface the routing table sends be2's
+	// connection out by rtrA, where it is lost.
+	apply(t, e, Config{EIPs: []EIP{
+		{Public: eipA, Private: netip.MustParseAddr(netlab.BackendIP(1)), Interface: netlab.IfaceGatewayUpA},
+		{Public: eipB, Private: netip.MustParseAddr(netlab.BackendIP(2))},
+	}})
+	if seen, err := x.seenBy(netlab.BackendHost(2), netlab.ClientBIP); err == nil {
+		t.Errorf("without the EIP's interface be2 still reached clientB (seen as %v): the test proves nothing", seen)
 	}
 }
 

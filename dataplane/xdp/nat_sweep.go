@@ -217,15 +217,3 @@ func (e *Engine) sweepNAT(all map[lbFlowKey]lbFlow, now uint64, timeouts map[uin
 	}
 	return dead, released, u, expired
 }
-
-// natUsageOf counts what the snat reply entries of a flow table dump
-// hold (released ones in their grace included).
-func natUsageOf(all map[lbFlowKey]lbFlow) *natUsage {
-	u := newNATUsage()
-	for k, f := range all {
-		if f.Flags&ffSNAT != 0 && f.Flags&ffReply != 0 {
-			u.add(k, f)
-		}
-	}
-	return u
-}
