@@ -21,8 +21,9 @@ import (
 )
 
 // The packet-rate workload: 60-byte UDP frames from the live-frame
-// generator (bench/xdpgen) in the client, to VIP:FramesPort, forwarded by
-// the gateway towards the backends. An XDP counter on the switch's port
+// generator (bench/xdpgen) in the client, to the system's "pps" target
+// (VIP:FramesPort for a load balancer, an outside server's FramesPort for
+// SNAT), forwarded by the gateway towards the backends. An XDP counter on the switch's port
 // facing the gateway counts and drops them as they leave the gateway (the
 // rest, ARP and health checks, goes on to the backends): what is measured
 // is the gateway's forwarding, not the bridge's and the backends' kernels,
@@ -46,6 +47,10 @@ const (
 	// 20 µs besides its frames).
 	burstFrames = 128
 )
+
+// ppsSource is the target key of the source address a system's frames
+// leave the gateway with, when it translates sources (SNAT).
+const ppsSource = "pps-source"
 
 // udpFrames is the packet-rate workload.
 func udpFrames() Workload {
@@ -88,7 +93,18 @@ func newFrameRig(ctx context.Context, e *Env, sys System) (_ *frameRig, err erro
 			err = errors.Join(err, r.Close())
 		}
 	}()
-	sinkCfg := xdpgen.CounterConfig{Mode: xdpgen.Driver, MatchProto: xdpgen.UDP, MatchDstPort: FramesPort, PassUnmatched: true}
+	dst, err := netip.ParseAddrPort(sys.Target("pps"))
+	if err != nil {
+		return r, fmt.Errorf("pps target of %s: %w", sys.Name(), err)
+	}
+	sinkCfg := xdpgen.CounterConfig{Mode: xdpgen.Driver, MatchProto: xdpgen.UDP, MatchDstPort: dst.Port(), PassUnmatched: true}
+	// A SNAT system's frames count only translated (a frame the kernel
+	// forwarded untranslated must not pass for one).
+	if src := sys.Target(ppsSource); src != "" {
+		if sinkCfg.MatchSrc, err = netip.ParseAddr(src); err != nil {
+			return r, fmt.Errorf("pps source of %s: %w", sys.Name(), err)
+		}
+	}
 	if o, ok := sys.(ownXDP); ok {
 		if r.sink, err = xdpgen.LoadCounter(sinkCfg); err != nil {
 			return r, err
@@ -113,13 +129,13 @@ func newFrameRig(ctx context.Context, e *Env, sys System) (_ *frameRig, err erro
 	if err != nil {
 		return r, err
 	}
-	dst, err := xdpgen.InterfaceMAC(lnsRunner(e.Lab, netlab.HostGateway), netlab.IfaceGatewayUp)
+	gwMAC, err := xdpgen.InterfaceMAC(lnsRunner(e.Lab, netlab.HostGateway), netlab.IfaceGatewayUp)
 	if err != nil {
 		return r, err
 	}
 	frame, err := xdpgen.BuildFrame(xdpgen.FrameSpec{
-		SrcMAC: src, DstMAC: dst, Src: mustAddr(netlab.ClientIP), Dst: mustAddr(netlab.VIP),
-		SrcPort: 20000, DstPort: FramesPort, Proto: xdpgen.UDP, Size: xdpgen.MinFrameSize,
+		SrcMAC: src, DstMAC: gwMAC, Src: mustAddr(netlab.ClientIP), Dst: dst.Addr(),
+		SrcPort: 20000, DstPort: dst.Port(), Proto: xdpgen.UDP, Size: xdpgen.MinFrameSize,
 	})
 	if err != nil {
 		return r, err

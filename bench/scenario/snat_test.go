@@ -14,5 +14,6 @@ func TestSNATConfigIsValid(t *testing.T) {
 
 func TestSNATQuick(t *testing.T) {
 	needTools(t, "nft")
-	runQuick(t, "snat", map[string][]string{"tcp": {"xlb-xdp", "nftables"}, "udp": {"xlb-xdp", "nftables"}})
+	both := []string{"xlb-xdp", "nftables"}
+	runQuick(t, "snat", map[string][]string{"tcp": both, "udp": both, "pps": both})
 }

@@ -2,8 +2,10 @@ package xdpgen
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -59,6 +61,9 @@ type CounterConfig struct {
 	// values match anything that parses.
 	MatchProto   Proto
 	MatchDstPort uint16
+	// MatchSrc, if valid, also requires this IPv4 source: frames that
+	// left a SNAT gateway translated.
+	MatchSrc netip.Addr
 }
 
 // CounterStats are xdp_count's counters summed over CPUs, since attach.
@@ -147,7 +152,16 @@ func counterVars(cfg CounterConfig) (map[string]any, error) {
 		}
 		return 0
 	}
+	var saddr uint32
+	if cfg.MatchSrc.IsValid() {
+		if !cfg.MatchSrc.Is4() {
+			return nil, fmt.Errorf("match source %v: IPv4 only", cfg.MatchSrc)
+		}
+		a := cfg.MatchSrc.As4()
+		saddr = binary.NativeEndian.Uint32(a[:]) // network order in memory
+	}
 	return map[string]any{
+		xdpCountVarMatchSaddr:    saddr,
 		xdpCountVarPass:          b(cfg.Pass),
 		xdpCountVarPassUnmatched: b(cfg.PassUnmatched),
 		xdpCountVarMatchProto:    proto,

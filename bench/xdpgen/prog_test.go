@@ -318,6 +318,9 @@ func TestCount(t *testing.T) {
 		{"udp to 9000, pass the rest", CounterConfig{MatchProto: UDP, MatchDstPort: 9000, PassUnmatched: true}, 0,
 			[]uint32{xdpDrop, xdpPass, xdpPass, xdpPass, xdpDrop}, 2, 120},
 		{"pass wins", CounterConfig{MatchProto: UDP, Pass: true, PassUnmatched: true}, xdpPass, nil, 3, 180},
+		// A SNAT gateway's output: only frames with the translated source.
+		{"from 10.0.0.1", CounterConfig{MatchProto: UDP, MatchSrc: netip.MustParseAddr("10.0.0.1")}, xdpDrop, nil, 3, 180},
+		{"from 10.0.0.9", CounterConfig{MatchProto: UDP, MatchSrc: netip.MustParseAddr("10.0.0.9")}, xdpDrop, nil, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ const (
 	xdpCountProgXdpCount     = "xdp_count"
 	xdpCountVarMatchDport    = "match_dport"
 	xdpCountVarMatchProto    = "match_proto"
+	xdpCountVarMatchSaddr    = "match_saddr"
 	xdpCountVarPass          = "pass"
 	xdpCountVarPassUnmatched = "pass_unmatched"
 )
@@ -91,6 +92,7 @@ type xdpCountMapSpecs struct {
 type xdpCountVariableSpecs struct {
 	MatchDport    *ebpf.VariableSpec `ebpf:"match_dport"`
 	MatchProto    *ebpf.VariableSpec `ebpf:"match_proto"`
+	MatchSaddr    *ebpf.VariableSpec `ebpf:"match_saddr"`
 	Pass          *ebpf.VariableSpec `ebpf:"pass"`
 	PassUnmatched *ebpf.VariableSpec `ebpf:"pass_unmatched"`
 }
@@ -130,6 +132,7 @@ func (m *xdpCountMaps) Close() error {
 type xdpCountVariables struct {
 	MatchDport    *ebpf.Variable `ebpf:"match_dport"`
 	MatchProto    *ebpf.Variable `ebpf:"match_proto"`
+	MatchSaddr    *ebpf.Variable `ebpf:"match_saddr"`
 	Pass          *ebpf.Variable `ebpf:"pass"`
 	PassUnmatched *ebpf.Variable `ebpf:"pass_unmatched"`
 }

@@ -22,6 +22,7 @@ XLB_CONFIG __u32 pass = 0;        /* 1: XDP_PASS instead of XDP_DROP */
 XLB_CONFIG __u32 pass_unmatched = 0; /* 1: XDP_PASS for frames not matching */
 XLB_CONFIG __u8 match_proto = 0;  /* IPPROTO_TCP/UDP/...; 0: any */
 XLB_CONFIG __u16 match_dport = 0; /* host order; 0: any */
+XLB_CONFIG __u32 match_saddr = 0; /* IPv4 source, network order; 0: any */
 
 struct count_stats {
 	__u64 packets; /* every frame */
@@ -31,6 +32,21 @@ struct count_stats {
 };
 
 PERCPU_ARRAY_MAP(count_stats_map, struct count_stats, 1);
+
+/* source_matches checks match_saddr (a translated source, for SNAT). The
+ * parser checked the IPv4 header's bounds, but the verifier needs its own
+ * check of this pointer. */
+static __always_inline int source_matches(struct packet *pkt, void *end)
+{
+	if (!match_saddr)
+		return 1;
+	if (pkt->l3_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	struct iphdr *ip = pkt->l3;
+	if ((void *)(ip + 1) > end)
+		return 0;
+	return ip->saddr == match_saddr;
+}
 
 SEC("xdp")
 int xdp_count(struct xdp_md *ctx)
@@ -46,7 +62,8 @@ int xdp_count(struct xdp_md *ctx)
 	struct packet pkt;
 	if (parse_packet(ctx, &pkt) == PARSE_OK &&
 	    (!match_proto || pkt.l4_proto == match_proto) &&
-	    (!match_dport || pkt.dport == bpf_htons(match_dport))) {
+	    (!match_dport || pkt.dport == bpf_htons(match_dport)) &&
+	    source_matches(&pkt, (void *)(long)ctx->data_end)) {
 		st->matched_packets++;
 		st->matched_bytes += len;
 	} else if (pass_unmatched) {
