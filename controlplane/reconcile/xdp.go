@@ -64,6 +64,9 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 	if out.EIPs, err = compileEIPs(cfg.GetEips()); err != nil {
 		return out, err
 	}
+	// The same limits the userspace engines get (limits.go); the XDP
+	// engine keeps its own counts and buckets in BPF maps.
+	out.Limits = compileLimits(cfg)
 	for i, lb := range cfg.GetLoadBalancers() {
 		vip, err := netip.ParseAddr(lb.GetAddress())
 		if err != nil {
@@ -77,6 +80,7 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 			path := fmt.Sprintf("load_balancers[%d].listeners[%d]", i, j)
 			x := xdp.Listener{
 				Name:    listenerName(lb, l),
+				LB:      lb.GetId(),
 				VIP:     vip,
 				Port:    uint16(l.GetPort()),
 				Stopped: !enabled(lb.Enabled) || !enabled(l.Enabled),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -78,6 +79,10 @@ type Config struct {
 	Listeners []Listener
 	SNATPools []SNATPool
 	EIPs      []EIP
+	// Limits are the load balancers' limits by id (Listener.LB): max
+	// connections and new connections per second on the new-flow path,
+	// bandwidth policed per listener and direction (docs/limits.md).
+	Limits map[string]limit.Params
 }
 
 // SNATPool translates its private hosts' connections to its public IPs,
@@ -122,7 +127,12 @@ type EIP struct {
 
 // Listener is one tcp or udp listener (or an http/https one: Pass).
 type Listener struct {
-	Name     string
+	// Name is also the key of the listener's peak in its load balancer's
+	// limit.Params.Peaks.
+	Name string
+	// LB is the id of the load balancer whose limits (Config.Limits) the
+	// listener's flows count against; empty: none.
+	LB       string
 	Protocol Protocol
 	VIP      netip.Addr
 	Port     uint16

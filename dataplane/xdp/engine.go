@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -32,6 +33,11 @@ type Engine struct {
 	bids      map[netip.AddrPort]uint32 // backend ids
 	bfree     []uint32                  // backend ids free for reuse
 	eligible  map[uint32][]uint32       // listener -> backend ids written to `eligible`
+	// Limits (limits.go): load balancer id -> limit slot, and what was
+	// last written to lb_limits and bw_buckets.
+	lbSlots    map[string]uint32
+	limWritten map[uint32]bool
+	bwWritten  map[uint32]uint64
 
 	dirty  chan uint32 // listeners whose pool changed (health, admin)
 	cancel context.CancelFunc
@@ -54,6 +60,7 @@ type xlistener struct {
 	cfg    Listener
 	pool   *pool.Pool // nil for Pass listeners
 	unhook func()
+	lim    listenerLimits
 }
 
 // New loads the program (adopting what an earlier xlbd pinned), attaches it
@@ -91,6 +98,7 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 		listeners: map[listenerKey]*xlistener{},
 		bids:      map[netip.AddrPort]uint32{},
 		eligible:  map[uint32][]uint32{},
+		lbSlots:   map[string]uint32{}, limWritten: map[uint32]bool{}, bwWritten: map[uint32]uint64{},
 		dirty:     make(chan uint32, maxListeners),
 		cancel:    cancel,
 		sweeps:    newSweepState(),
@@ -180,6 +188,7 @@ type Change struct {
 	fresh  map[listenerKey]*pool.Pool // new pools (Abort closes them)
 	update map[listenerKey]pool.Config
 	cfgs   map[listenerKey]Listener
+	limits map[string]limit.Params
 	nat    Config // the SNAT pools and EIPs, validated
 	done   bool
 }
@@ -239,6 +248,7 @@ func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
 		}
 		ch.fresh[k] = p
 	}
+	ch.limits = cfg.Limits
 	ch.nat = Config{SNATPools: slices.Clone(cfg.SNATPools), EIPs: slices.Clone(cfg.EIPs)}
 	if err := e.prepareNAT(&ch.nat); err != nil {
 		ch.abortLocked()
@@ -287,12 +297,22 @@ func (ch *Change) Commit() {
 			e.removeListener(k, x)
 		}
 	}
+	for k := range ch.cfgs {
+		if e.listeners[k] == nil {
+			e.listeners[k] = &xlistener{id: e.allocListener()}
+		}
+	}
+	// The limits and buckets first, so a listener never points to a
+	// bucket pair still holding another's rate.
+	plan := e.planLimits(ch.cfgs, ch.limits)
+	for k, cfg := range ch.cfgs {
+		e.listeners[k].lim = plan.forListener(e.listeners[k].id, &cfg, ch.limits)
+	}
+	if err := e.writeLimits(plan); err != nil {
+		e.log.Error("xdp: writing limits", zap.Error(err))
+	}
 	for k, cfg := range ch.cfgs {
 		x := e.listeners[k]
-		if x == nil {
-			x = &xlistener{id: e.allocListener()}
-			e.listeners[k] = x
-		}
 		if p, ok := ch.fresh[k]; ok {
 			if x.unhook != nil {
 				x.unhook()

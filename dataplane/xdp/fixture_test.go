@@ -49,7 +49,7 @@ var (
 	be1IP    = netip.MustParseAddr(netlab.BackendIP(1))
 )
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, tune ...func(*Options)) *fixture {
 	lab := netlab.New(t, netlab.ClientGatewayBackends(1))
 	f := &fixture{t: t, lab: lab, clientHW: net.HardwareAddr{2, 0, 0, 0, 0, 0xc1}}
 	mac := func(host, ifname string) net.HardwareAddr {
@@ -82,7 +82,11 @@ func newFixture(t testing.TB) *fixture {
 	}
 	if err := lab.Do(netlab.HostGateway, func() error {
 		var err error
-		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}, nil)
+		opts := Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}
+		for _, fn := range tune {
+			fn(&opts)
+		}
+		f.e, err = New(opts, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

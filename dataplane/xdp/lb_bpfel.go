@@ -34,6 +34,13 @@ type lbBstats struct {
 	NewFlows uint64
 }
 
+type lbBwBucket struct {
+	_           structs.HostLayout
+	Tat         uint64
+	NsPerByte16 uint64
+	Burst       uint64
+}
+
 type lbEligibleKey struct {
 	_        structs.HostLayout
 	Listener uint32
@@ -53,7 +60,7 @@ type lbFlow struct {
 	Ifindex  uint32
 	HopMac   [6]uint8
 	OwnMac   [6]uint8
-	Pad      uint32
+	Bw       uint32
 	_        [4]byte
 }
 
@@ -75,6 +82,25 @@ type lbGstats struct {
 	CtFull         uint64
 }
 
+type lbLbConns struct {
+	_      structs.HostLayout
+	Opened int64
+	Tat    uint64
+}
+
+type lbLbLimit struct {
+	_            structs.HostLayout
+	MaxConns     uint64
+	ConnInterval uint64
+}
+
+type lbLimstats struct {
+	_       structs.HostLayout
+	Reasons [2]uint64
+	BwPkts  [2]uint64
+	BwBytes [2]uint64
+}
+
 type lbListener struct {
 	_         structs.HostLayout
 	Flags     uint32
@@ -85,9 +111,9 @@ type lbListener struct {
 	Vip       uint32
 	Port      uint16
 	Proto     uint8
-	Pad       uint8
+	Bw        uint8
 	SnatAddr  uint32
-	Pad2      uint32
+	Lb        uint32
 	Wlc       [64]uint32
 	WlcW      [64]uint16
 }
@@ -235,9 +261,14 @@ const (
 	lbMapActive        = "active"
 	lbMapBackendStats  = "backend_stats"
 	lbMapBackends      = "backends"
+	lbMapBwBuckets     = "bw_buckets"
 	lbMapEligible      = "eligible"
 	lbMapFlows         = "flows"
 	lbMapGlobalStats   = "global_stats"
+	lbMapLbClosed      = "lb_closed"
+	lbMapLbLimits      = "lb_limits"
+	lbMapLbState       = "lb_state"
+	lbMapLimitStats    = "limit_stats"
 	lbMapListenerStats = "listener_stats"
 	lbMapListeners     = "listeners"
 	lbMapNatCounters   = "nat_counters"
@@ -314,9 +345,14 @@ type lbMapSpecs struct {
 	Active        *ebpf.MapSpec `ebpf:"active"`
 	BackendStats  *ebpf.MapSpec `ebpf:"backend_stats"`
 	Backends      *ebpf.MapSpec `ebpf:"backends"`
+	BwBuckets     *ebpf.MapSpec `ebpf:"bw_buckets"`
 	Eligible      *ebpf.MapSpec `ebpf:"eligible"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
 	GlobalStats   *ebpf.MapSpec `ebpf:"global_stats"`
+	LbClosed      *ebpf.MapSpec `ebpf:"lb_closed"`
+	LbLimits      *ebpf.MapSpec `ebpf:"lb_limits"`
+	LbState       *ebpf.MapSpec `ebpf:"lb_state"`
+	LimitStats    *ebpf.MapSpec `ebpf:"limit_stats"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
 	NatCounters   *ebpf.MapSpec `ebpf:"nat_counters"`
@@ -367,9 +403,14 @@ type lbMaps struct {
 	Active        *ebpf.Map `ebpf:"active"`
 	BackendStats  *ebpf.Map `ebpf:"backend_stats"`
 	Backends      *ebpf.Map `ebpf:"backends"`
+	BwBuckets     *ebpf.Map `ebpf:"bw_buckets"`
 	Eligible      *ebpf.Map `ebpf:"eligible"`
 	Flows         *ebpf.Map `ebpf:"flows"`
 	GlobalStats   *ebpf.Map `ebpf:"global_stats"`
+	LbClosed      *ebpf.Map `ebpf:"lb_closed"`
+	LbLimits      *ebpf.Map `ebpf:"lb_limits"`
+	LbState       *ebpf.Map `ebpf:"lb_state"`
+	LimitStats    *ebpf.Map `ebpf:"limit_stats"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
 	NatCounters   *ebpf.Map `ebpf:"nat_counters"`
@@ -396,9 +437,14 @@ func (m *lbMaps) Close() error {
 		m.Active,
 		m.BackendStats,
 		m.Backends,
+		m.BwBuckets,
 		m.Eligible,
 		m.Flows,
 		m.GlobalStats,
+		m.LbClosed,
+		m.LbLimits,
+		m.LbState,
+		m.LimitStats,
 		m.ListenerStats,
 		m.Listeners,
 		m.NatCounters,
