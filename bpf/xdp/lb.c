@@ -17,6 +17,7 @@
 #include "lb_nat.h"
 #include "lb_sched.h"
 #include "lb_limit.h"
+#include "lb_flood.h"
 #include "nat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -431,6 +432,8 @@ int xlb_lb(struct xdp_md *ctx)
 	 * ICMP errors without VLAN tags; the kernel handles the rest. */
 	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans)
 		goto pass;
+	if (flood_check(ctx, &pkt, end) == XDP_DROP)
+		return XDP_DROP;
 	if (pkt.l4_proto == IPPROTO_ICMP) {
 		struct icmp_hdr *ih = pkt.l4;
 		if ((void *)(ih + 1) > end)

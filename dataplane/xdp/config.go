@@ -49,6 +49,9 @@ type Options struct {
 	Timeouts Timeouts
 	// SweepInterval is how often expired flows are removed (default 1s).
 	SweepInterval time.Duration
+	// FloodInterval is how often flood protection measures each VIP's
+	// rates and decides its state (default 100ms).
+	FloodInterval time.Duration
 }
 
 // Timeouts of idle flows.
@@ -72,6 +75,9 @@ func (o *Options) defaults() {
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.FloodInterval == 0 {
+		o.FloodInterval = 100 * time.Millisecond
+	}
 }
 
 // Config is the engine's desired listeners, SNAT pools and elastic IPs.
@@ -83,6 +89,30 @@ type Config struct {
 	// connections and new connections per second on the new-flow path,
 	// bandwidth policed per listener and direction (docs/limits.md).
 	Limits map[string]limit.Params
+	// Floods are the protected VIPs (docs/limits.md, flood protection).
+	Floods []Flood
+}
+
+// Flood is one VIP's flood protection; zero rates and thresholds are off.
+type Flood struct {
+	LB             string // for logs and metrics
+	VIP            netip.Addr
+	SYN, UDP, ICMP FloodRate
+	// Above CleanPPS packets or CleanBPS bits per second to the VIP, a
+	// source's packets beyond its per-source rate are dropped (with
+	// neither set, always); above BlackholePPS or BlackholeBPS everything
+	// to the VIP is, for BlackholeHold (default 60s).
+	CleanPPS, CleanBPS, BlackholePPS, BlackholeBPS uint64
+	BlackholeHold                                  time.Duration
+	// Exempt sources are never dropped by flood protection: the allow
+	// lists of the VIP's listeners.
+	Exempt []netip.Prefix
+}
+
+// FloodRate bounds one class of packets (SYN, UDP, ICMP) to a VIP, per
+// source and in all, in packets per second.
+type FloodRate struct {
+	PerSourcePPS, TotalPPS uint64
 }
 
 // SNATPool translates its private hosts' connections to its public IPs,

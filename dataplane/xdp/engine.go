@@ -38,6 +38,7 @@ type Engine struct {
 	lbSlots    map[string]uint32
 	limWritten map[uint32]bool
 	bwWritten  map[uint32]uint64
+	floods     map[netip.Addr]*floodVIP // flood.go
 
 	dirty  chan uint32 // listeners whose pool changed (health, admin)
 	cancel context.CancelFunc
@@ -99,17 +100,19 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 		bids:      map[netip.AddrPort]uint32{},
 		eligible:  map[uint32][]uint32{},
 		lbSlots:   map[string]uint32{}, limWritten: map[uint32]bool{}, bwWritten: map[uint32]uint64{},
-		dirty:     make(chan uint32, maxListeners),
-		cancel:    cancel,
-		sweeps:    newSweepState(),
-		nat:       newNATState(),
+		floods: map[netip.Addr]*floodVIP{},
+		dirty:  make(chan uint32, maxListeners),
+		cancel: cancel,
+		sweeps: newSweepState(),
+		nat:    newNATState(),
 	}
 	if err := e.adopt(); err != nil {
 		e.close()
 		return nil, err
 	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.sweepLoop(ctx) }()
+	go func() { defer e.wg.Done(); e.floodLoop(ctx) }()
 	go func() { defer e.wg.Done(); e.rewriteLoop(ctx) }()
 	log.Info("xdp attached", zap.Strings("interfaces", opts.Interfaces), zap.String("bpffs", opts.BPFFS),
 		zap.Uint32("max_flows", opts.MaxFlows))
@@ -148,6 +151,7 @@ func (e *Engine) adopt() error {
 	for i := len(free) - 1; i >= 0; i-- {
 		e.bfree = append(e.bfree, free[i])
 	}
+	e.clearFloods()
 	return e.clearNAT()
 }
 
@@ -189,6 +193,7 @@ type Change struct {
 	update map[listenerKey]pool.Config
 	cfgs   map[listenerKey]Listener
 	limits map[string]limit.Params
+	floods []Flood
 	nat    Config // the SNAT pools and EIPs, validated
 	done   bool
 }
@@ -249,6 +254,11 @@ func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
 		ch.fresh[k] = p
 	}
 	ch.limits = cfg.Limits
+	if err := validateFloods(cfg.Floods); err != nil {
+		ch.abortLocked()
+		return nil, err
+	}
+	ch.floods = slices.Clone(cfg.Floods)
 	ch.nat = Config{SNATPools: slices.Clone(cfg.SNATPools), EIPs: slices.Clone(cfg.EIPs)}
 	if err := e.prepareNAT(&ch.nat); err != nil {
 		ch.abortLocked()
@@ -338,6 +348,9 @@ func (ch *Change) Commit() {
 		}
 	}
 	e.gcBackends()
+	if err := e.writeFloods(ch.floods); err != nil {
+		e.log.Error("xdp: writing flood protection", zap.Error(err))
+	}
 	if err := e.commitNAT(&ch.nat); err != nil {
 		e.log.Error("xdp: writing snat pools and eips", zap.Error(err))
 	}

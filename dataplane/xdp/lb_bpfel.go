@@ -47,6 +47,36 @@ type lbEligibleKey struct {
 	Backend  uint32
 }
 
+type lbFloodConf struct {
+	_             structs.HostLayout
+	Slot          uint32
+	Flags         uint32
+	SrcInterval   [3]uint64
+	TotalInterval [3]uint64
+}
+
+type lbFloodExemptKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Slot      uint32
+	Addr      uint32
+}
+
+type lbFloodSrcKey struct {
+	_     structs.HostLayout
+	Vip   uint32
+	Saddr uint32
+	Class uint32
+}
+
+type lbFloodStats struct {
+	_         structs.HostLayout
+	Pkts      uint64
+	Bytes     uint64
+	Drops     [7]uint64
+	DropBytes uint64
+}
+
 type lbFlow struct {
 	_        structs.HostLayout
 	LastSeen uint64
@@ -263,6 +293,13 @@ const (
 	lbMapBackends      = "backends"
 	lbMapBwBuckets     = "bw_buckets"
 	lbMapEligible      = "eligible"
+	lbMapFloodCounters = "flood_counters"
+	lbMapFloodExempt   = "flood_exempt"
+	lbMapFloodOn       = "flood_on"
+	lbMapFloodSources  = "flood_sources"
+	lbMapFloodStates   = "flood_states"
+	lbMapFloodTotals   = "flood_totals"
+	lbMapFloodVips     = "flood_vips"
 	lbMapFlows         = "flows"
 	lbMapGlobalStats   = "global_stats"
 	lbMapLbClosed      = "lb_closed"
@@ -347,6 +384,13 @@ type lbMapSpecs struct {
 	Backends      *ebpf.MapSpec `ebpf:"backends"`
 	BwBuckets     *ebpf.MapSpec `ebpf:"bw_buckets"`
 	Eligible      *ebpf.MapSpec `ebpf:"eligible"`
+	FloodCounters *ebpf.MapSpec `ebpf:"flood_counters"`
+	FloodExempt   *ebpf.MapSpec `ebpf:"flood_exempt"`
+	FloodOn       *ebpf.MapSpec `ebpf:"flood_on"`
+	FloodSources  *ebpf.MapSpec `ebpf:"flood_sources"`
+	FloodStates   *ebpf.MapSpec `ebpf:"flood_states"`
+	FloodTotals   *ebpf.MapSpec `ebpf:"flood_totals"`
+	FloodVips     *ebpf.MapSpec `ebpf:"flood_vips"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
 	GlobalStats   *ebpf.MapSpec `ebpf:"global_stats"`
 	LbClosed      *ebpf.MapSpec `ebpf:"lb_closed"`
@@ -405,6 +449,13 @@ type lbMaps struct {
 	Backends      *ebpf.Map `ebpf:"backends"`
 	BwBuckets     *ebpf.Map `ebpf:"bw_buckets"`
 	Eligible      *ebpf.Map `ebpf:"eligible"`
+	FloodCounters *ebpf.Map `ebpf:"flood_counters"`
+	FloodExempt   *ebpf.Map `ebpf:"flood_exempt"`
+	FloodOn       *ebpf.Map `ebpf:"flood_on"`
+	FloodSources  *ebpf.Map `ebpf:"flood_sources"`
+	FloodStates   *ebpf.Map `ebpf:"flood_states"`
+	FloodTotals   *ebpf.Map `ebpf:"flood_totals"`
+	FloodVips     *ebpf.Map `ebpf:"flood_vips"`
 	Flows         *ebpf.Map `ebpf:"flows"`
 	GlobalStats   *ebpf.Map `ebpf:"global_stats"`
 	LbClosed      *ebpf.Map `ebpf:"lb_closed"`
@@ -439,6 +490,13 @@ func (m *lbMaps) Close() error {
 		m.Backends,
 		m.BwBuckets,
 		m.Eligible,
+		m.FloodCounters,
+		m.FloodExempt,
+		m.FloodOn,
+		m.FloodSources,
+		m.FloodStates,
+		m.FloodTotals,
+		m.FloodVips,
 		m.Flows,
 		m.GlobalStats,
 		m.LbClosed,

@@ -44,6 +44,7 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 		descBwPkts, descBwBytes, descLimConns, descLimMax, descLimRate, descLimDrops} {
 		ch <- d
 	}
+	describeFlood(ch)
 	e.describeNAT(ch)
 }
 
@@ -147,6 +148,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(e.objs.Flows.MaxEntries()))
 	counter(descExpired, expired)
 	e.collectLimits(ch, slots, limWritten, lbDrops)
+	e.collectFlood(ch)
 	e.collectNAT(ch)
 }
 
