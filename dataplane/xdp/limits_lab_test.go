@@ -287,4 +287,3 @@ func TestXDPFloodIsCleanedThenBlackholed(t *testing.T) {
 func lnsRunner(lab *netlab.Lab, host string) xdpgen.NSRunner {
 	return func(fn func() error) error { return lab.Do(host, fn) }
 }
-
