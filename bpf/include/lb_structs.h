@@ -166,10 +166,11 @@ struct lb_conns {
 
 /* bw_bucket is one direction's policer (GCRA on bytes): a packet of len
  * bytes costs len * ns_per_byte16 >> 16 ns of schedule and passes while the
- * schedule runs at most burst ns ahead of now. Pairs: [2 * pair + dir],
- * pairs 0..63 a listener's own peak (by listener id), 64..127 the share of
- * a load balancer's listeners without one (by limit slot). */
-#define BW_PAIRS (LB_MAX_LISTENERS + LB_MAX_LBS)
+ * schedule runs at most burst ns ahead of now. One pair per listener
+ * ([2 * listener id + dir]): at its peak, or at its part of what its load
+ * balancer's peaks leave, which userspace splits among the listeners
+ * without a peak that are sending and rewrites as they start and stop. */
+#define BW_PAIRS LB_MAX_LISTENERS
 #define BW_IN 0  /* client to backend */
 #define BW_OUT 1 /* backend to client */
 

@@ -50,7 +50,8 @@ type Options struct {
 	// SweepInterval is how often expired flows are removed (default 1s).
 	SweepInterval time.Duration
 	// FloodInterval is how often flood protection measures each VIP's
-	// rates and decides its state (default 100ms).
+	// rates and decides its state, and the bandwidth shares are split
+	// again among the listeners sending (default 100ms).
 	FloodInterval time.Duration
 }
 

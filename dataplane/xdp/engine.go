@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -37,7 +38,10 @@ type Engine struct {
 	// last written to lb_limits and bw_buckets.
 	lbSlots    map[string]uint32
 	limWritten map[uint32]bool
-	bwWritten  map[uint32]uint64
+	bwWritten  map[uint32]uint64 // by bucket index
+	peaks      map[uint32]uint64 // by listener id
+	shares     map[uint32]*share // by limit slot
+	active     map[uint32]*activity
 	floods     map[netip.Addr]*floodVIP // flood.go
 
 	dirty  chan uint32 // listeners whose pool changed (health, admin)
@@ -100,6 +104,7 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 		bids:      map[netip.AddrPort]uint32{},
 		eligible:  map[uint32][]uint32{},
 		lbSlots:   map[string]uint32{}, limWritten: map[uint32]bool{}, bwWritten: map[uint32]uint64{},
+		active: map[uint32]*activity{},
 		floods: map[netip.Addr]*floodVIP{},
 		dirty:  make(chan uint32, maxListeners),
 		cancel: cancel,
@@ -318,7 +323,7 @@ func (ch *Change) Commit() {
 	for k, cfg := range ch.cfgs {
 		e.listeners[k].lim = plan.forListener(e.listeners[k].id, &cfg, ch.limits)
 	}
-	if err := e.writeLimits(plan); err != nil {
+	if err := e.writeLimits(plan, time.Now()); err != nil {
 		e.log.Error("xdp: writing limits", zap.Error(err))
 	}
 	for k, cfg := range ch.cfgs {

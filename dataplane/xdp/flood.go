@@ -187,6 +187,9 @@ func (e *Engine) floodLoop(ctx context.Context) {
 			for vip, v := range e.floods {
 				e.floodTick(vip, v, now)
 			}
+			if err := e.rebalance(now); err != nil {
+				e.log.Warn("xdp: rebalancing the bandwidth shares", zap.Error(err))
+			}
 			e.mu.Unlock()
 		}
 	}

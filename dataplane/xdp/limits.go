@@ -13,9 +13,13 @@ import (
 const (
 	lfLimits = 1 << 6
 	maxLBs   = maxListeners // LB_MAX_LBS
-	bwShared = maxListeners // pairs from here: the load balancers' shares
+	bwPairs  = maxListeners // BW_PAIRS
 	bwIn     = 0
 	bwOut    = 1
+
+	// shareActive is how long after its last byte a listener counts as
+	// sending, for its share of what the peaks leave (as limit.Share).
+	shareActive = 200 * time.Millisecond
 
 	// bwBurst is how far ahead of its rate a policer lets a direction run
 	// (a burst after a quiet spell), at least bwMinBurstBytes' worth so a
@@ -25,12 +29,29 @@ const (
 )
 
 // limitPlan is what Commit writes for the limits: per load balancer its
-// slot, and per listener its slot (when limited) and bucket pair.
+// slot, and per listener its slot (when limited) and bucket pair (its
+// listener id: a peak, or its part of the load balancer's share).
 type limitPlan struct {
 	slots  map[string]uint32 // load balancer id -> limit slot
 	limits map[uint32]lbLbLimit
-	// buckets: the rate of every bucket pair in use, bytes/s (0: unlimited).
-	buckets map[uint32]uint64
+	// peaks: the rate of every listener's own pair, bytes/s.
+	peaks map[uint32]uint64
+	// shares: per limit slot, what the peaks leave and who splits it.
+	shares map[uint32]*share
+}
+
+// share is what a load balancer's peaks leave (bytes/s) and its listeners
+// without a peak, which split it equally among those sending, per
+// direction; one alone gets all of it.
+type share struct {
+	rest    uint64
+	members []uint32 // listener ids
+}
+
+// activity is when a share member last sent, per direction.
+type activity struct {
+	bytes [2]uint64
+	until [2]time.Time
 }
 
 // listenerLimits is one listener's part of the plan.
@@ -43,7 +64,7 @@ type listenerLimits struct {
 // planLimits assigns limit slots to the load balancers the listeners name
 // (keeping the slots they had) and computes every bucket's rate.
 func (e *Engine) planLimits(cfgs map[listenerKey]Listener, params map[string]limit.Params) limitPlan {
-	p := limitPlan{slots: map[string]uint32{}, limits: map[uint32]lbLbLimit{}, buckets: map[uint32]uint64{}}
+	p := limitPlan{slots: map[string]uint32{}, limits: map[uint32]lbLbLimit{}, peaks: map[uint32]uint64{}, shares: map[uint32]*share{}}
 	want := map[string]bool{}
 	for _, l := range cfgs {
 		if _, ok := params[l.LB]; ok && !l.Pass {
@@ -72,15 +93,16 @@ func (e *Engine) planLimits(cfgs map[listenerKey]Listener, params map[string]lim
 	for id, s := range p.slots {
 		pr := params[id]
 		p.limits[s] = lbLbLimit{MaxConns: pr.MaxConnections, ConnInterval: connInterval(pr.NewConnsPerSecond)}
-		p.buckets[bwShared+s] = shareRate(pr)
+		if rest := shareRate(pr); rest > 0 {
+			p.shares[s] = &share{rest: rest}
+		}
 	}
 	return p
 }
 
 // forListener returns listener l's (id lid) slot and bucket pair, adding
-// its own pair's rate to the plan.
+// it to the plan's peaks or shares.
 func (p *limitPlan) forListener(lid uint32, l *Listener, params map[string]limit.Params) listenerLimits {
-	p.buckets[lid] = 0
 	s, ok := p.slots[l.LB]
 	if !ok || l.Pass {
 		return listenerLimits{}
@@ -89,10 +111,11 @@ func (p *limitPlan) forListener(lid uint32, l *Listener, params map[string]limit
 	out := listenerLimits{slot: s, limited: pr.MaxConnections > 0 || pr.NewConnsPerSecond > 0}
 	switch peak := pr.Peaks[l.Name]; {
 	case peak > 0:
-		p.buckets[lid] = peak
+		p.peaks[lid] = peak
 		out.bw = uint8(lid + 1)
-	case pr.BandwidthBps > 0:
-		out.bw = uint8(bwShared + s + 1)
+	case p.shares[s] != nil:
+		p.shares[s].members = append(p.shares[s].members, lid)
+		out.bw = uint8(lid + 1)
 	}
 	return out
 }
@@ -129,10 +152,9 @@ func bucketOf(rate uint64) lbBwBucket {
 	return lbBwBucket{NsPerByte16: uint64(math.Max(1, math.Round(nspb*65536))), Burst: uint64(burst)}
 }
 
-// writeLimits writes the plan's limits and buckets; a bucket whose rate is
-// unchanged keeps its schedule. Slots and pairs no longer used are reset,
-// so the flows still tracked on them run unpoliced.
-func (e *Engine) writeLimits(p limitPlan) error {
+// writeLimits writes the plan's limits and buckets. Slots and pairs no
+// longer used are reset, so the flows still tracked on them run unpoliced.
+func (e *Engine) writeLimits(p limitPlan, now time.Time) error {
 	for s := uint32(0); s < maxLBs; s++ {
 		lim, ok := p.limits[s]
 		if _, was := e.limWritten[s]; !ok && !was {
@@ -147,25 +169,100 @@ func (e *Engine) writeLimits(p limitPlan) error {
 			delete(e.limWritten, s)
 		}
 	}
-	for pair := uint32(0); pair < bwShared+maxLBs; pair++ {
-		rate := p.buckets[pair]
-		if e.bwWritten[pair] == rate {
+	e.lbSlots, e.peaks, e.shares = p.slots, p.peaks, p.shares
+	return e.rebalance(now)
+}
+
+// rebalance sets every bucket's rate: a peak's, or a share member's part:
+// the share split among the members sending in that direction (a member
+// not sending is set to the part it would get if it started). A bucket
+// whose rate is unchanged keeps its schedule. Called on every Commit and
+// flood-loop tick, under e.mu.
+func (e *Engine) rebalance(now time.Time) error {
+	want := map[uint32]uint64{} // bucket index -> bytes/s
+	for pair, rate := range e.peaks {
+		want[pair*2+bwIn], want[pair*2+bwOut] = rate, rate
+	}
+	live := map[uint32]bool{}
+	for _, sh := range e.shares {
+		for _, lid := range sh.members {
+			live[lid] = true
+			a := e.active[lid]
+			if a == nil {
+				a = &activity{}
+				e.active[lid] = a
+			}
+			sent := e.listenerBytes(lid)
+			for d := range 2 {
+				if sent[d] != a.bytes[d] {
+					a.bytes[d], a.until[d] = sent[d], now.Add(shareActive)
+				}
+			}
+		}
+		for d := uint32(0); d < 2; d++ {
+			n := uint64(0)
+			for _, lid := range sh.members {
+				if now.Before(e.active[lid].until[d]) {
+					n++
+				}
+			}
+			for _, lid := range sh.members {
+				part := sh.rest / (n + 1)
+				if now.Before(e.active[lid].until[d]) {
+					part = sh.rest / n
+				}
+				want[lid*2+d] = max(part, 1)
+			}
+		}
+	}
+	for lid := range e.active {
+		if !live[lid] {
+			delete(e.active, lid)
+		}
+	}
+	for idx := uint32(0); idx < 2*bwPairs; idx++ {
+		rate := want[idx]
+		if e.bwWritten[idx] == rate {
 			continue
 		}
 		b := bucketOf(rate)
-		for d := uint32(0); d < 2; d++ {
-			if err := e.objs.BwBuckets.Put(pair*2+d, b); err != nil {
-				return fmt.Errorf("bw_buckets: %w", err)
-			}
+		var cur lbBwBucket
+		if e.objs.BwBuckets.Lookup(idx, &cur) == nil {
+			b.Tat = cur.Tat // the schedule carries on at the new rate
+		}
+		if err := e.objs.BwBuckets.Put(idx, b); err != nil {
+			return fmt.Errorf("bw_buckets: %w", err)
 		}
 		if rate == 0 {
-			delete(e.bwWritten, pair)
+			delete(e.bwWritten, idx)
 		} else {
-			e.bwWritten[pair] = rate
+			e.bwWritten[idx] = rate
 		}
 	}
-	e.lbSlots = p.slots
 	return nil
+}
+
+// listenerBytes is what listener lid sent in each direction, forwarded or
+// policed away.
+func (e *Engine) listenerBytes(lid uint32) [2]uint64 {
+	var out [2]uint64
+	var ls []lbLstats
+	if e.objs.ListenerStats.Lookup(lid, &ls) == nil {
+		for _, s := range ls {
+			out[bwIn] += s.BytesIn
+			out[bwOut] += s.BytesOut
+		}
+	}
+	lim := e.limitStats(lid)
+	out[bwIn] += lim.BwBytes[bwIn]
+	out[bwOut] += lim.BwBytes[bwOut]
+	return out
+}
+
+// bandwidthRate is the rate (bytes/s) listener id's policer has now in
+// direction d (0 in, 1 out); 0: unpoliced.
+func (e *Engine) bandwidthRate(lid, d uint32) uint64 {
+	return e.bwWritten[lid*2+d]
 }
 
 // recountConns sets each limit slot's closed count so that the program's

@@ -60,11 +60,13 @@ func TestLimitFixtures(t *testing.T) {
 			{Name: "rate/udp/7001", LB: "rate", Protocol: UDP, VIP: vip, Port: 7001, Registry: reg, Pool: pool.Config{Servers: srv}},
 			{Name: "bw/tcp/7002", LB: "bw", Protocol: TCP, VIP: vip, Port: 7002, Registry: reg, Pool: pool.Config{Servers: srv}},
 			{Name: "bw/udp/7003", LB: "bw", Protocol: UDP, VIP: vip, Port: 7003, Registry: reg, Pool: pool.Config{Servers: srv}},
+			{Name: "bw/udp/7004", LB: "bw", Protocol: UDP, VIP: vip, Port: 7004, Registry: reg, Pool: pool.Config{Servers: srv}},
 		},
 		Limits: map[string]limit.Params{
 			"conns": {MaxConnections: 2},
 			"rate":  {NewConnsPerSecond: 2},
-			// 7002 reserves 10 kB/s of 15; 7003 (no peak) gets the 5 left.
+			// 7002 reserves 10 kB/s of 15; 7003 and 7004 (no peak) split
+			// the 5 left among those sending.
 			"bw": {BandwidthBps: 15000, Peaks: map[string]uint64{"bw/tcp/7002": 10000}},
 		},
 	}
@@ -195,5 +197,33 @@ func TestLimitFixtures(t *testing.T) {
 		if got := gatheredWith(t, f.reg, "xlb_xdp_limit_drops_total", map[string]string{"lb": "bw", "reason": "bandwidth"}); got < float64(6-passed)+1 {
 			t.Errorf("xlb_xdp_limit_drops_total{lb=bw,reason=bandwidth} = %v, want both listeners' drops", got)
 		}
+	})
+
+	t.Run("bandwidth split among the senders", func(t *testing.T) {
+		rate := func(listener string) float64 {
+			return gatheredWith(t, f.reg, "xlb_xdp_bandwidth_rate_bytes", map[string]string{"listener": listener, "direction": "in"})
+		}
+		waitRates := func(what string, want7003, want7004 float64, send bool) {
+			t.Helper()
+			deadline := time.Now().Add(3 * time.Second)
+			for rate("bw/udp/7003") != want7003 || rate("bw/udp/7004") != want7004 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: rates %v and %v, want %v and %v", what, rate("bw/udp/7003"), rate("bw/udp/7004"), want7003, want7004)
+				}
+				if send {
+					// Distinct client ports: both go to be1:7000, and a
+					// shared reply key would refuse the second flow.
+					for _, port := range []uint16{7003, 7004} {
+						f.run(frame(t, f.fromClient(pkt{udp: true, sport: 37000 + port, dport: port, payload: []byte("x")})), f.upIndex)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if got := rate("bw/tcp/7002"); got != 10000 {
+			t.Errorf("the peak's rate = %v, want 10000", got)
+		}
+		waitRates("both sending", 2500, 2500, true)
+		waitRates("neither sending", 5000, 5000, false)
 	})
 }

@@ -29,6 +29,7 @@ var (
 
 	descBwPkts    = prometheus.NewDesc("xlb_xdp_bandwidth_dropped_packets_total", "Packets dropped by the listener's bandwidth policer; in: from clients, out: to clients.", []string{"listener", "direction"}, nil)
 	descBwBytes   = prometheus.NewDesc("xlb_xdp_bandwidth_dropped_bytes_total", "Bytes (whole frames) dropped by the listener's bandwidth policer.", []string{"listener", "direction"}, nil)
+	descBwRate    = prometheus.NewDesc("xlb_xdp_bandwidth_rate_bytes", "The listener's policer rate now, bytes per second: its peak, or its part of what the peaks leave.", []string{"listener", "direction"}, nil)
 	descLimConns  = prometheus.NewDesc("xlb_xdp_limit_connections", "Open connections the XDP program counts against the load balancer's max_connections.", []string{"lb"}, nil)
 	descLimMax    = prometheus.NewDesc("xlb_xdp_limit_max_connections", "The load balancer's max_connections in XDP (0: unlimited).", []string{"lb"}, nil)
 	descLimRate   = prometheus.NewDesc("xlb_xdp_limit_new_connections_per_second", "The load balancer's new connections per second in XDP (0: unlimited).", []string{"lb"}, nil)
@@ -41,7 +42,7 @@ var (
 func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descNewFlows, descDropped, descActive,
 		descBPackets, descBBytes, descBFlows, descEntries, descCapacity, descExpired, descParse, descPassed,
-		descBwPkts, descBwBytes, descLimConns, descLimMax, descLimRate, descLimDrops} {
+		descBwPkts, descBwBytes, descBwRate, descLimConns, descLimMax, descLimRate, descLimDrops} {
 		ch <- d
 	}
 	describeFlood(ch)
@@ -58,6 +59,10 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 		if _, ok := e.lbSlots[x.cfg.LB]; ok && !x.cfg.Pass {
 			lbOf[x.id] = x.cfg.LB
 		}
+	}
+	rates := map[uint32][2]uint64{}
+	for id := range names {
+		rates[id] = [2]uint64{e.bandwidthRate(id, bwIn), e.bandwidthRate(id, bwOut)}
 	}
 	slots := maps.Clone(e.lbSlots)
 	limWritten := maps.Clone(e.limWritten)
@@ -109,6 +114,10 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 		counter(descBwPkts, lim.BwPkts[bwOut], name, "out")
 		counter(descBwBytes, lim.BwBytes[bwIn], name, "in")
 		counter(descBwBytes, lim.BwBytes[bwOut], name, "out")
+		if r := rates[id]; r[bwIn] > 0 || r[bwOut] > 0 {
+			ch <- prometheus.MustNewConstMetric(descBwRate, prometheus.GaugeValue, float64(r[bwIn]), name, "in")
+			ch <- prometheus.MustNewConstMetric(descBwRate, prometheus.GaugeValue, float64(r[bwOut]), name, "out")
+		}
 		if lb, ok := lbOf[id]; ok {
 			d := lbDrops[lb]
 			for i := range limitReasons {
