@@ -287,3 +287,85 @@ func TestXDPFloodIsCleanedThenBlackholed(t *testing.T) {
 func lnsRunner(lab *netlab.Lab, host string) xdpgen.NSRunner {
 	return func(fn func() error) error { return lab.Do(host, fn) }
 }
+
+// DESIGN.md's bandwidth rule through XDP, with three udp listeners of one
+// load balancer (300 kB/s): A reserves 100 kB/s, B and C have no peak.
+// Each offered 250 kB/s, all three get 100 kB/s; with C quiet, B gets the
+// 200 kB/s the peak leaves. Counted as bytes forwarded over 2 s.
+func TestXDPBandwidthReservationHoldsWithThreeListeners(t *testing.T) {
+	x := newXDPLab(t, netlab.ClientGatewayBackends(3),
+		[]string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown},
+		map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway})
+	e := x.start()
+	t.Cleanup(func() { e.Drain(context.Background()) })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e)
+	var servers []pool.Server
+	for i := 1; i <= 3; i++ {
+		servers = append(servers, pool.Server{Addr: netip.MustParseAddr(netlab.BackendIP(i)), Port: 7001, Weight: 100})
+	}
+	names := map[uint16]string{7101: "lb/udp/7101", 7102: "lb/udp/7102", 7103: "lb/udp/7103"}
+	var cfg Config
+	for port, name := range names {
+		cfg.Listeners = append(cfg.Listeners, Listener{Name: name, LB: "lb", Protocol: UDP, VIP: vip, Port: port,
+			Registry: x.reg, Pool: pool.Config{Scheduler: pool.RR, Servers: servers}})
+	}
+	cfg.Limits = map[string]limit.Params{"lb": {BandwidthBps: 300_000, Peaks: map[string]uint64{"lb/udp/7101": 100_000}}}
+	apply(t, e, cfg)
+
+	// send offers 250 kB/s (1000-byte datagrams every 4 ms) to port until
+	// stop closes.
+	send := func(port uint16, stop <-chan struct{}, wg *sync.WaitGroup) {
+		defer wg.Done()
+		c, err := x.lab.Dial(context.Background(), netlab.HostClient, "udp", net.JoinHostPort(netlab.VIP, strconv.Itoa(int(port))))
+		if err != nil {
+			t.Errorf("udp to %d: %v", port, err)
+			return
+		}
+		defer c.Close()
+		payload := make([]byte, 1000)
+		tick := time.NewTicker(4 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_, _ = c.Write(payload)
+			}
+		}
+	}
+	forwarded := func() map[uint16]float64 {
+		out := map[uint16]float64{}
+		for port, name := range names {
+			out[port] = gatheredWith(t, reg, "xlb_xdp_bytes_total", map[string]string{"listener": name, "direction": "in"})
+		}
+		return out
+	}
+	measure := func(what string, ports []uint16, want map[uint16]float64) {
+		t.Helper()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, p := range ports {
+			wg.Add(1)
+			go send(p, stop, &wg)
+		}
+		time.Sleep(500 * time.Millisecond) // past the bursts and the first re-split
+		before := forwarded()
+		const window = 2 * time.Second
+		start := time.Now()
+		time.Sleep(window)
+		after := forwarded()
+		elapsed := time.Since(start).Seconds()
+		close(stop)
+		wg.Wait()
+		for _, p := range ports {
+			got := (after[p] - before[p]) / elapsed
+			t.Logf("%s: %s %.0f B/s", what, names[p], got)
+			withinTenPercent(t, what+": "+names[p]+" bytes/s", got, want[p])
+		}
+		time.Sleep(300 * time.Millisecond) // the senders go quiet
+	}
+	measure("all three sending", []uint16{7101, 7102, 7103}, map[uint16]float64{7101: 100_000, 7102: 100_000, 7103: 100_000})
+	measure("C quiet", []uint16{7101, 7102}, map[uint16]float64{7101: 100_000, 7102: 200_000})
+}
