@@ -227,8 +227,11 @@ func (e *Engine) rebalance(now time.Time) error {
 		}
 		b := bucketOf(rate)
 		var cur lbBwBucket
-		if e.objs.BwBuckets.Lookup(idx, &cur) == nil {
-			b.Tat = cur.Tat // the schedule carries on at the new rate
+		// The schedule carries on at the new rate, unless it ran further
+		// ahead than the new burst allows (a token rate's schedule can be
+		// an hour ahead): then it restarts.
+		if e.objs.BwBuckets.Lookup(idx, &cur) == nil && cur.Tat <= monotonicNow()+b.Burst {
+			b.Tat = cur.Tat
 		}
 		if err := e.objs.BwBuckets.Put(idx, b); err != nil {
 			return fmt.Errorf("bw_buckets: %w", err)
