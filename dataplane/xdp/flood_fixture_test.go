@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/xlbproject/xlb/dataplane/pool"
 	. "github.com/xlbproject/xlb/dataplane/xdp"
@@ -64,7 +65,7 @@ func TestFloodFixtures(t *testing.T) {
 
 	t.Run("per source and total", func(t *testing.T) {
 		// No clean threshold: per-source rates always apply.
-		protect(Flood{SYN: FloodRate{PerSourcePPS: 2}, UDP: FloodRate{TotalPPS: 3}})
+		protect(Flood{SYN: FloodRate{PerSourcePPS: 2}, UDP: FloodRate{TotalPPS: 3}, ICMP: FloodRate{TotalPPS: 2}})
 		passed := 0
 		for i := range 5 {
 			if syn(clientIP, uint16(45000+i)) == xdpRedirect {
@@ -93,6 +94,17 @@ func TestFloodFixtures(t *testing.T) {
 		}
 		if got := drops("udp_total"); got != 2 {
 			t.Errorf("udp_total drops = %v, want 2", got)
+		}
+		// Echo requests to the VIP go on to the kernel, within the rate.
+		passed = 0
+		for i := range 4 {
+			src := netip.AddrFrom4([4]byte{198, 51, 100, byte(40 + i)})
+			if v, _ := f.run(echoFrame(t, f.clientHW, f.gwUpMAC, src, vip, layers.ICMPv4TypeEchoRequest, uint16(i)), f.upIndex); v != xdpDrop {
+				passed++
+			}
+		}
+		if passed != 2 || drops("icmp_total") != 2 {
+			t.Errorf("4 echo requests against 2/s in all: %d passed, icmp_total drops %v; want 2 and 2", passed, drops("icmp_total"))
 		}
 	})
 
