@@ -84,6 +84,36 @@ struct {
 	__type(value, __u32);
 } rr_cursor SEC(".maps");
 
+/* Limits (lb_structs.h): per limit slot, and the bandwidth buckets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_LBS);
+	__type(key, __u32);
+	__type(value, struct lb_limit);
+} lb_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_LBS);
+	__type(key, __u32);
+	__type(value, struct lb_conns);
+} lb_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_LBS);
+	__type(key, __u32);
+	__type(value, __s64);
+} lb_closed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * BW_PAIRS);
+	__type(key, __u32);
+	__type(value, struct bw_bucket);
+} bw_buckets SEC(".maps");
+
+PERCPU_ARRAY_MAP(limit_stats, struct limstats, LB_MAX_LISTENERS);
 PERCPU_ARRAY_MAP(listener_stats, struct lstats, LB_MAX_LISTENERS);
 PERCPU_ARRAY_MAP(backend_stats, struct bstats, LB_MAX_BACKENDS);
 PERCPU_ARRAY_MAP(global_stats, struct gstats, 1);

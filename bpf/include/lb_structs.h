@@ -30,6 +30,7 @@ struct svc_key {
 #define LF_ACL_DENY (1U << 3)  /* every source but those in the ACL */
 #define LF_FULLNAT (1U << 4)   /* rewrite the source too (snat_addr) */
 #define LF_ANY_PKT (1U << 5)   /* maglev: a non-SYN packet of an unknown flow creates it */
+#define LF_LIMITS (1U << 6)    /* new flows pass the load balancer's limits (slot: listener.lb) */
 
 /* Schedulers: what a new flow's backend comes from. */
 enum lb_sched {
@@ -47,9 +48,9 @@ struct listener {
 	__be32 vip;
 	__be16 port;
 	__u8 proto;
-	__u8 pad;
+	__u8 bw;             /* bandwidth bucket pair + 1 its flows are policed by; 0: none */
 	__be32 snat_addr;    /* fullnat source address */
-	__u32 pad2;
+	__u32 lb;            /* the load balancer's limit slot (LF_LIMITS) */
 	__u32 wlc[LB_WLC_MAX];   /* backend ids */
 	__u16 wlc_w[LB_WLC_MAX]; /* their weights in this listener's group */
 };
@@ -101,7 +102,7 @@ struct flow {
 	__u32 ifindex;       /* reply: the client side's ingress interface */
 	__u8 hop_mac[6];     /* reply: the client-side next hop (the frame's source) */
 	__u8 own_mac[6];     /* reply: our MAC on that interface */
-	__u32 pad;
+	__u32 bw;            /* the listener's bandwidth bucket pair + 1 (0: unpoliced) */
 };
 
 /* persist_key/persist_val: source-IP persistence. */
@@ -145,6 +146,52 @@ struct lstats {
 	__u64 bytes_out;
 	__u64 new_flows;
 	__u64 reasons[R_MAX];
+};
+
+/* Limits. A load balancer's limit slot has its configuration (lb_limit,
+ * written by userspace), the program's state (lb_conns, atomics) and the
+ * sweeper's count of closed connections (lb_closed, written by userspace
+ * only): open = opened - closed, with no map value written by both sides. */
+#define LB_MAX_LBS LB_MAX_LISTENERS
+
+struct lb_limit {
+	__u64 max_conns;     /* 0: unlimited */
+	__u64 conn_interval; /* ns between new connections at the rate; 0: unlimited */
+};
+
+struct lb_conns {
+	__s64 opened;        /* connections admitted (less those that failed to start) */
+	__u64 tat;           /* new connections: the GCRA's theoretical arrival time */
+};
+
+/* bw_bucket is one direction's policer (GCRA on bytes): a packet of len
+ * bytes costs len * ns_per_byte16 >> 16 ns of schedule and passes while the
+ * schedule runs at most burst ns ahead of now. One pair per listener
+ * ([2 * listener id + dir]): at its peak, or at its part of what its load
+ * balancer's peaks leave, which userspace splits among the listeners
+ * without a peak that are sending and rewrites as they start and stop. */
+#define BW_PAIRS LB_MAX_LISTENERS
+#define BW_IN 0  /* client to backend */
+#define BW_OUT 1 /* backend to client */
+
+struct bw_bucket {
+	__u64 tat;
+	__u64 ns_per_byte16; /* 0: unlimited */
+	__u64 burst;
+};
+
+/* Limit drops per listener (index into limstats.reasons). */
+enum lb_limit_reason {
+	LR_MAX_CONNS = 0,
+	LR_NEW_CONNS,
+	LR_MAX,
+};
+
+/* limstats: per listener, per CPU. */
+struct limstats {
+	__u64 reasons[LR_MAX];
+	__u64 bw_pkts[2];    /* policed away, by direction */
+	__u64 bw_bytes[2];
 };
 
 /* bstats: per backend, per CPU. */

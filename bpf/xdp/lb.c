@@ -16,6 +16,8 @@
 #include "lb_maps.h"
 #include "lb_nat.h"
 #include "lb_sched.h"
+#include "lb_limit.h"
+#include "lb_flood.h"
 #include "nat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -84,6 +86,12 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 		return XDP_DROP;
 	if (f->flags & FF_RELEASED)
 		return nat_drop(f->listener, NR_RELEASED);
+	/* Before track: a policed-away FIN or RST does not close the flow. */
+	if (f->bw) {
+		__u32 dir = (f->flags & FF_REPLY) ? BW_OUT : BW_IN;
+		if (!police(f->bw, dir, len, now))
+			return count_bw_drop(f->listener, dir, len);
+	}
 	track(f, tcp_flags(pkt, end), now);
 	if (ttl_expired(iph))
 		return XDP_PASS;
@@ -154,6 +162,14 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 	struct backend *b = bpf_map_lookup_elem(&backends, &bid);
 	if (!b)
 		return count_drop(lid, R_NO_BACKEND, XDP_DROP);
+	/* The load balancer's limits, last: a flow refused for another reason
+	 * takes no place and no token. */
+	__u32 limited = l->flags & LF_LIMITS, slot = l->lb;
+	if (limited) {
+		__u32 lr = conn_admit(slot, now);
+		if (lr != LR_MAX)
+			return count_limit_drop(lid, lr);
+	}
 
 	struct flow fwd = {
 		.last_seen = now,
@@ -164,6 +180,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 		.flags = (flags & TCP_FLAG_SYN) ? FF_SYN : 0,
 		.backend = bid,
 		.listener = lid,
+		.bw = l->bw,
 	};
 	struct flow rev = {
 		.last_seen = now,
@@ -175,6 +192,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 		.backend = bid,
 		.listener = lid,
 		.ifindex = ctx->ingress_ifindex,
+		.bw = l->bw,
 	};
 	__builtin_memcpy(rev.hop_mac, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(rev.own_mac, eth->h_dest, ETH_ALEN);
@@ -213,6 +231,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 		}
 	}
 	if (!claimed) {
+		if (limited)
+			conn_release(slot);
 		struct flow *f = bpf_map_lookup_elem(&flows, k);
 		if (f)
 			return forward(ctx, pkt, f, now);
@@ -223,6 +243,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct packet *pkt, stru
 	}
 	if (bpf_map_update_elem(&flows, k, &fwd, BPF_NOEXIST) < 0) {
 		bpf_map_delete_elem(&flows, &rk);
+		if (limited)
+			conn_release(slot);
 		struct flow *f = bpf_map_lookup_elem(&flows, k);
 		if (f)
 			return forward(ctx, pkt, f, now);
@@ -410,6 +432,8 @@ int xlb_lb(struct xdp_md *ctx)
 	 * ICMP errors without VLAN tags; the kernel handles the rest. */
 	if (pkt.l3_proto != bpf_htons(ETH_P_IP) || pkt.vlans)
 		goto pass;
+	if (flood_check(ctx, &pkt, end) == XDP_DROP)
+		return XDP_DROP;
 	if (pkt.l4_proto == IPPROTO_ICMP) {
 		struct icmp_hdr *ih = pkt.l4;
 		if ((void *)(ih + 1) > end)

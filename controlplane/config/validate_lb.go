@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ func (v *validator) loadBalancers(list []*xlbv1.LoadBalancer) {
 		v.bandwidth(p, lb)
 		if f := lb.FloodProtection; f != nil {
 			v.flood(field(p, "flood_protection"), f)
+			if a, err := netip.ParseAddr(lb.Address); err == nil && !a.Unmap().Is4() && (f.Enabled == nil || f.GetEnabled()) {
+				v.add(field(p, "flood_protection"), "flood protection runs in XDP, which serves IPv4 VIPs; %s is IPv6", lb.Address)
+			}
 		}
 	}
 }

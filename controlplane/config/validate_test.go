@@ -293,6 +293,10 @@ load_balancers:
 load_balancers:
   - {id: lb, address: 203.0.113.10, flood_protection: {clean_pps: 1000, blackhole_pps: 500}}
 `, "load_balancers[0].flood_protection.blackhole_pps", "500 is below clean_pps 1000", 0},
+		{"flood protection on an IPv6 VIP", `
+load_balancers:
+  - {id: lb, address: "2001:db8::10", flood_protection: {clean_pps: 1000}}
+`, "load_balancers[0].flood_protection", "flood protection runs in XDP, which serves IPv4 VIPs; 2001:db8::10 is IPv6", 0},
 		{"flood hold 25h", `
 load_balancers:
   - {id: lb, address: 203.0.113.10, flood_protection: {blackhole_hold: 25h}}

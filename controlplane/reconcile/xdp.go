@@ -8,6 +8,7 @@ import (
 	"time"
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
+	"github.com/xlbproject/xlb/dataplane/acl"
 	"github.com/xlbproject/xlb/dataplane/xdp"
 )
 
@@ -64,6 +65,9 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 	if out.EIPs, err = compileEIPs(cfg.GetEips()); err != nil {
 		return out, err
 	}
+	// The same limits the userspace engines get (limits.go); the XDP
+	// engine keeps its own counts and buckets in BPF maps.
+	out.Limits = compileLimits(cfg)
 	for i, lb := range cfg.GetLoadBalancers() {
 		vip, err := netip.ParseAddr(lb.GetAddress())
 		if err != nil {
@@ -73,10 +77,21 @@ func CompileXDP(cfg *xlbv1.Config, backends *Backends) (xdp.Config, error) {
 		if !vip.Is4() {
 			continue
 		}
+		if fl, err := compileFlood(lb, vip); err != nil {
+			return out, fmt.Errorf("load_balancers[%d].%w", i, err)
+		} else if fl != nil {
+			for _, o := range out.Floods {
+				if o.VIP == vip {
+					return out, fmt.Errorf("load_balancers[%d].flood_protection: VIP %v is protected by load balancer %s already", i, vip, o.LB)
+				}
+			}
+			out.Floods = append(out.Floods, *fl)
+		}
 		for j, l := range lb.GetListeners() {
 			path := fmt.Sprintf("load_balancers[%d].listeners[%d]", i, j)
 			x := xdp.Listener{
 				Name:    listenerName(lb, l),
+				LB:      lb.GetId(),
 				VIP:     vip,
 				Port:    uint16(l.GetPort()),
 				Stopped: !enabled(lb.Enabled) || !enabled(l.Enabled),
@@ -171,6 +186,35 @@ func compileEIPs(eips []*xlbv1.Eip) ([]xdp.EIP, error) {
 			return nil, fmt.Errorf("eips[%d].private_ip: %w", i, err)
 		}
 		out = append(out, xdp.EIP{Public: pub.Unmap(), Private: priv.Unmap(), Interface: e.GetInterface()})
+	}
+	return out, nil
+}
+
+// compileFlood returns lb's flood protection (nil when off); the allow
+// lists of its listeners are exempt.
+func compileFlood(lb *xlbv1.LoadBalancer, vip netip.Addr) (*xdp.Flood, error) {
+	f := lb.GetFloodProtection()
+	if f == nil || !f.GetEnabled() {
+		return nil, nil
+	}
+	rate := func(r *xlbv1.FloodRate) xdp.FloodRate {
+		return xdp.FloodRate{PerSourcePPS: r.GetPerSourcePps(), TotalPPS: r.GetTotalPps()}
+	}
+	out := &xdp.Flood{
+		LB: lb.GetId(), VIP: vip,
+		SYN: rate(f.GetSyn()), UDP: rate(f.GetUdp()), ICMP: rate(f.GetIcmp()),
+		CleanPPS: f.GetCleanPps(), CleanBPS: f.GetCleanBps(),
+		BlackholePPS: f.GetBlackholePps(), BlackholeBPS: f.GetBlackholeBps(),
+		BlackholeHold: duration(f.GetBlackholeHold(), 60*time.Second),
+	}
+	for j, l := range lb.GetListeners() {
+		list, err := compileACL(l)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d].%w", j, err)
+		}
+		if list != nil && list.Mode() == acl.Allow {
+			out.Exempt = append(out.Exempt, list.Entries()...)
+		}
 	}
 	return out, nil
 }

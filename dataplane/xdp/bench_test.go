@@ -8,6 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/xlbproject/xlb/dataplane/limit"
+	. "github.com/xlbproject/xlb/dataplane/xdp"
 	"github.com/xlbproject/xlb/internal/netlab"
 )
 
@@ -22,6 +24,8 @@ import (
 //   - new_tcp_flow: first packets of distinct flows, one call each (backend
 //     pick, two flow entries, counters), minus the per-call overhead
 //     measured the same way with an established packet;
+//   - established_tcp_limited: established_tcp with the load balancer's
+//     limits, a bandwidth peak and flood protection on;
 //   - snat_established_udp and snat_new_tcp_flow: the same for a SNAT
 //     pool's host reaching the outside (new: the port search and claim).
 func BenchmarkProgram(b *testing.B) {
@@ -89,5 +93,27 @@ func BenchmarkProgram(b *testing.B) {
 		slices.Sort(diffs)
 		perEst := float64(run(out, 100000).Nanoseconds()) / 100000
 		b.ReportMetric(float64(diffs[len(diffs)/2].Nanoseconds())+perEst, "ns/pkt")
+	})
+
+	// The same flow's packets under every limiter (a bandwidth peak no
+	// packet reaches, a protected VIP in its normal state): the cost of
+	// policing an established flow.
+	lim := fx.natConfig(snatPublic)
+	lim.Listeners = slices.Clone(lim.Listeners)
+	for i := range lim.Listeners {
+		lim.Listeners[i].LB = "lb"
+	}
+	lim.Limits = map[string]limit.Params{"lb": {MaxConnections: 1 << 20, NewConnsPerSecond: 1 << 20,
+		BandwidthBps: 1 << 40, Peaks: map[string]uint64{"lb/tcp/7000": 1 << 39}}}
+	lim.Floods = []Flood{{LB: "lb", VIP: vip, SYN: FloodRate{PerSourcePPS: 1 << 20, TotalPPS: 1 << 20}, CleanPPS: 1 << 40}}
+	apply(b, fx.e, lim)
+	ingress = fx.upIndex
+	limSyn := frame(b, fx.fromClient(pkt{sport: 50001, dport: 7000, syn: true}))
+	run(limSyn, 1)
+	limEst := frame(b, fx.fromClient(pkt{sport: 50001, dport: 7000, ack: true, payload: make([]byte, 6)}))
+	b.Run("established_tcp_limited", func(b *testing.B) {
+		b.ResetTimer()
+		d := run(limEst, uint32(max(b.N, 1)))
+		b.ReportMetric(float64(d.Nanoseconds())/float64(max(b.N, 1)), "ns/pkt")
 	})
 }

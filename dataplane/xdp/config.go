@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	Timeouts Timeouts
 	// SweepInterval is how often expired flows are removed (default 1s).
 	SweepInterval time.Duration
+	// FloodInterval is how often flood protection measures each VIP's
+	// rates and decides its state, and the bandwidth shares are split
+	// again among the listeners sending (default 100ms).
+	FloodInterval time.Duration
 }
 
 // Timeouts of idle flows.
@@ -71,6 +76,9 @@ func (o *Options) defaults() {
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.FloodInterval == 0 {
+		o.FloodInterval = 100 * time.Millisecond
+	}
 }
 
 // Config is the engine's desired listeners, SNAT pools and elastic IPs.
@@ -78,6 +86,34 @@ type Config struct {
 	Listeners []Listener
 	SNATPools []SNATPool
 	EIPs      []EIP
+	// Limits are the load balancers' limits by id (Listener.LB): max
+	// connections and new connections per second on the new-flow path,
+	// bandwidth policed per listener and direction (docs/limits.md).
+	Limits map[string]limit.Params
+	// Floods are the protected VIPs (docs/limits.md, flood protection).
+	Floods []Flood
+}
+
+// Flood is one VIP's flood protection; zero rates and thresholds are off.
+type Flood struct {
+	LB             string // for logs and metrics
+	VIP            netip.Addr
+	SYN, UDP, ICMP FloodRate
+	// Above CleanPPS packets or CleanBPS bits per second to the VIP, a
+	// source's packets beyond its per-source rate are dropped (with
+	// neither set, always); above BlackholePPS or BlackholeBPS everything
+	// to the VIP is, for BlackholeHold (default 60s).
+	CleanPPS, CleanBPS, BlackholePPS, BlackholeBPS uint64
+	BlackholeHold                                  time.Duration
+	// Exempt sources are never dropped by flood protection: the allow
+	// lists of the VIP's listeners.
+	Exempt []netip.Prefix
+}
+
+// FloodRate bounds one class of packets (SYN, UDP, ICMP) to a VIP, per
+// source and in all, in packets per second.
+type FloodRate struct {
+	PerSourcePPS, TotalPPS uint64
 }
 
 // SNATPool translates its private hosts' connections to its public IPs,
@@ -122,7 +158,12 @@ type EIP struct {
 
 // Listener is one tcp or udp listener (or an http/https one: Pass).
 type Listener struct {
-	Name     string
+	// Name is also the key of the listener's peak in its load balancer's
+	// limit.Params.Peaks.
+	Name string
+	// LB is the id of the load balancer whose limits (Config.Limits) the
+	// listener's flows count against; empty: none.
+	LB       string
 	Protocol Protocol
 	VIP      netip.Addr
 	Port     uint16

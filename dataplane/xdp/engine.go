@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -32,6 +34,15 @@ type Engine struct {
 	bids      map[netip.AddrPort]uint32 // backend ids
 	bfree     []uint32                  // backend ids free for reuse
 	eligible  map[uint32][]uint32       // listener -> backend ids written to `eligible`
+	// Limits (limits.go): load balancer id -> limit slot, and what was
+	// last written to lb_limits and bw_buckets.
+	lbSlots    map[string]uint32
+	limWritten map[uint32]bool
+	bwWritten  map[uint32]uint64 // by bucket index
+	peaks      map[uint32]uint64 // by listener id
+	shares     map[uint32]*share // by limit slot
+	active     map[uint32]*activity
+	floods     map[netip.Addr]*floodVIP // flood.go
 
 	dirty  chan uint32 // listeners whose pool changed (health, admin)
 	cancel context.CancelFunc
@@ -54,6 +65,7 @@ type xlistener struct {
 	cfg    Listener
 	pool   *pool.Pool // nil for Pass listeners
 	unhook func()
+	lim    listenerLimits
 }
 
 // New loads the program (adopting what an earlier xlbd pinned), attaches it
@@ -91,17 +103,21 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 		listeners: map[listenerKey]*xlistener{},
 		bids:      map[netip.AddrPort]uint32{},
 		eligible:  map[uint32][]uint32{},
-		dirty:     make(chan uint32, maxListeners),
-		cancel:    cancel,
-		sweeps:    newSweepState(),
-		nat:       newNATState(),
+		lbSlots:   map[string]uint32{}, limWritten: map[uint32]bool{}, bwWritten: map[uint32]uint64{},
+		active: map[uint32]*activity{},
+		floods: map[netip.Addr]*floodVIP{},
+		dirty:  make(chan uint32, maxListeners),
+		cancel: cancel,
+		sweeps: newSweepState(),
+		nat:    newNATState(),
 	}
 	if err := e.adopt(); err != nil {
 		e.close()
 		return nil, err
 	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.sweepLoop(ctx) }()
+	go func() { defer e.wg.Done(); e.floodLoop(ctx) }()
 	go func() { defer e.wg.Done(); e.rewriteLoop(ctx) }()
 	log.Info("xdp attached", zap.Strings("interfaces", opts.Interfaces), zap.String("bpffs", opts.BPFFS),
 		zap.Uint32("max_flows", opts.MaxFlows))
@@ -140,6 +156,7 @@ func (e *Engine) adopt() error {
 	for i := len(free) - 1; i >= 0; i-- {
 		e.bfree = append(e.bfree, free[i])
 	}
+	e.clearFloods()
 	return e.clearNAT()
 }
 
@@ -181,6 +198,8 @@ type Change struct {
 	fresh  map[listenerKey]*pool.Pool // new pools (Abort closes them)
 	update map[listenerKey]pool.Config
 	cfgs   map[listenerKey]Listener
+	limits map[string]limit.Params
+	floods []Flood
 	nat    Config // the SNAT pools and EIPs, validated
 	done   bool
 }
@@ -240,6 +259,12 @@ func (e *Engine) Prepare(_ context.Context, cfg Config) (*Change, error) {
 		}
 		ch.fresh[k] = p
 	}
+	ch.limits = cfg.Limits
+	if err := validateFloods(cfg.Floods); err != nil {
+		ch.abortLocked()
+		return nil, err
+	}
+	ch.floods = slices.Clone(cfg.Floods)
 	ch.nat = Config{SNATPools: slices.Clone(cfg.SNATPools), EIPs: slices.Clone(cfg.EIPs)}
 	if err := e.prepareNAT(&ch.nat); err != nil {
 		ch.abortLocked()
@@ -288,12 +313,22 @@ func (ch *Change) Commit() {
 			e.removeListener(k, x)
 		}
 	}
+	for k := range ch.cfgs {
+		if e.listeners[k] == nil {
+			e.listeners[k] = &xlistener{id: e.allocListener()}
+		}
+	}
+	// The limits and buckets first, so a listener never points to a
+	// bucket pair still holding another's rate.
+	plan := e.planLimits(ch.cfgs, ch.limits)
+	for k, cfg := range ch.cfgs {
+		e.listeners[k].lim = plan.forListener(e.listeners[k].id, &cfg, ch.limits)
+	}
+	if err := e.writeLimits(plan, time.Now()); err != nil {
+		e.log.Error("xdp: writing limits", zap.Error(err))
+	}
 	for k, cfg := range ch.cfgs {
 		x := e.listeners[k]
-		if x == nil {
-			x = &xlistener{id: e.allocListener()}
-			e.listeners[k] = x
-		}
 		if p, ok := ch.fresh[k]; ok {
 			if x.unhook != nil {
 				x.unhook()
@@ -319,6 +354,9 @@ func (ch *Change) Commit() {
 		}
 	}
 	e.gcBackends()
+	if err := e.writeFloods(ch.floods); err != nil {
+		e.log.Error("xdp: writing flood protection", zap.Error(err))
+	}
 	if err := e.commitNAT(&ch.nat); err != nil {
 		e.log.Error("xdp: writing snat pools and eips", zap.Error(err))
 	}

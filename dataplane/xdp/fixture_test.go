@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 	. "github.com/xlbproject/xlb/dataplane/xdp"
 	"github.com/xlbproject/xlb/internal/netlab"
@@ -49,7 +51,7 @@ var (
 	be1IP    = netip.MustParseAddr(netlab.BackendIP(1))
 )
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, tune ...func(*Options)) *fixture {
 	lab := netlab.New(t, netlab.ClientGatewayBackends(1))
 	f := &fixture{t: t, lab: lab, clientHW: net.HardwareAddr{2, 0, 0, 0, 0, 0xc1}}
 	mac := func(host, ifname string) net.HardwareAddr {
@@ -82,7 +84,11 @@ func newFixture(t testing.TB) *fixture {
 	}
 	if err := lab.Do(netlab.HostGateway, func() error {
 		var err error
-		f.e, err = New(Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}, nil)
+		opts := Options{Interfaces: []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown}, BPFFS: privateBPFFS(t), MaxFlows: 4096}
+		for _, fn := range tune {
+			fn(&opts)
+		}
+		f.e, err = New(opts, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -480,6 +486,18 @@ func decodeICMP(t testing.TB, b []byte) icmpDecoded {
 // the pool's public IP or to an EIP, and as ICMP echoes.
 func FuzzProgram(f *testing.F) {
 	fx := newNATFixture(f)
+	// Every limiter on: the limited and policed paths run too.
+	cfg := fx.natConfig(snatPublic)
+	cfg.Listeners = slices.Clone(cfg.Listeners)
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].LB = "lb"
+	}
+	cfg.Limits = map[string]limit.Params{"lb": {MaxConnections: 64, NewConnsPerSecond: 1000,
+		BandwidthBps: 1 << 20, Peaks: map[string]uint64{"lb/tcp/7000": 1 << 18}}}
+	cfg.Floods = []Flood{{LB: "lb", VIP: vip, SYN: FloodRate{PerSourcePPS: 100, TotalPPS: 1000},
+		UDP: FloodRate{PerSourcePPS: 100, TotalPPS: 1000}, ICMP: FloodRate{PerSourcePPS: 10, TotalPPS: 100},
+		Exempt: []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24")}}}
+	apply(f, fx.e, cfg)
 	f.Add([]byte{0, 0x1b, 0x58, 0x9c, 0x40, 2, 1, 0}, false)
 	f.Add([]byte{1, 0x1b, 0x59, 0x14, 0xe9, 0x10, 0, 5}, false)
 	f.Add([]byte{0, 0x1b, 0x5a, 0x9c, 0x41, 2, 0, 0}, true)

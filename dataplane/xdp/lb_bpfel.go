@@ -34,10 +34,47 @@ type lbBstats struct {
 	NewFlows uint64
 }
 
+type lbBwBucket struct {
+	_           structs.HostLayout
+	Tat         uint64
+	NsPerByte16 uint64
+	Burst       uint64
+}
+
 type lbEligibleKey struct {
 	_        structs.HostLayout
 	Listener uint32
 	Backend  uint32
+}
+
+type lbFloodConf struct {
+	_             structs.HostLayout
+	Slot          uint32
+	Flags         uint32
+	SrcInterval   [3]uint64
+	TotalInterval [3]uint64
+}
+
+type lbFloodExemptKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Slot      uint32
+	Addr      uint32
+}
+
+type lbFloodSrcKey struct {
+	_     structs.HostLayout
+	Vip   uint32
+	Saddr uint32
+	Class uint32
+}
+
+type lbFloodStats struct {
+	_         structs.HostLayout
+	Pkts      uint64
+	Bytes     uint64
+	Drops     [7]uint64
+	DropBytes uint64
 }
 
 type lbFlow struct {
@@ -53,7 +90,7 @@ type lbFlow struct {
 	Ifindex  uint32
 	HopMac   [6]uint8
 	OwnMac   [6]uint8
-	Pad      uint32
+	Bw       uint32
 	_        [4]byte
 }
 
@@ -75,6 +112,25 @@ type lbGstats struct {
 	CtFull         uint64
 }
 
+type lbLbConns struct {
+	_      structs.HostLayout
+	Opened int64
+	Tat    uint64
+}
+
+type lbLbLimit struct {
+	_            structs.HostLayout
+	MaxConns     uint64
+	ConnInterval uint64
+}
+
+type lbLimstats struct {
+	_       structs.HostLayout
+	Reasons [2]uint64
+	BwPkts  [2]uint64
+	BwBytes [2]uint64
+}
+
 type lbListener struct {
 	_         structs.HostLayout
 	Flags     uint32
@@ -85,9 +141,9 @@ type lbListener struct {
 	Vip       uint32
 	Port      uint16
 	Proto     uint8
-	Pad       uint8
+	Bw        uint8
 	SnatAddr  uint32
-	Pad2      uint32
+	Lb        uint32
 	Wlc       [64]uint32
 	WlcW      [64]uint16
 }
@@ -235,9 +291,21 @@ const (
 	lbMapActive        = "active"
 	lbMapBackendStats  = "backend_stats"
 	lbMapBackends      = "backends"
+	lbMapBwBuckets     = "bw_buckets"
 	lbMapEligible      = "eligible"
+	lbMapFloodCounters = "flood_counters"
+	lbMapFloodExempt   = "flood_exempt"
+	lbMapFloodOn       = "flood_on"
+	lbMapFloodSources  = "flood_sources"
+	lbMapFloodStates   = "flood_states"
+	lbMapFloodTotals   = "flood_totals"
+	lbMapFloodVips     = "flood_vips"
 	lbMapFlows         = "flows"
 	lbMapGlobalStats   = "global_stats"
+	lbMapLbClosed      = "lb_closed"
+	lbMapLbLimits      = "lb_limits"
+	lbMapLbState       = "lb_state"
+	lbMapLimitStats    = "limit_stats"
 	lbMapListenerStats = "listener_stats"
 	lbMapListeners     = "listeners"
 	lbMapNatCounters   = "nat_counters"
@@ -315,9 +383,21 @@ type lbMapSpecs struct {
 	Active        *ebpf.MapSpec `ebpf:"active"`
 	BackendStats  *ebpf.MapSpec `ebpf:"backend_stats"`
 	Backends      *ebpf.MapSpec `ebpf:"backends"`
+	BwBuckets     *ebpf.MapSpec `ebpf:"bw_buckets"`
 	Eligible      *ebpf.MapSpec `ebpf:"eligible"`
+	FloodCounters *ebpf.MapSpec `ebpf:"flood_counters"`
+	FloodExempt   *ebpf.MapSpec `ebpf:"flood_exempt"`
+	FloodOn       *ebpf.MapSpec `ebpf:"flood_on"`
+	FloodSources  *ebpf.MapSpec `ebpf:"flood_sources"`
+	FloodStates   *ebpf.MapSpec `ebpf:"flood_states"`
+	FloodTotals   *ebpf.MapSpec `ebpf:"flood_totals"`
+	FloodVips     *ebpf.MapSpec `ebpf:"flood_vips"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
 	GlobalStats   *ebpf.MapSpec `ebpf:"global_stats"`
+	LbClosed      *ebpf.MapSpec `ebpf:"lb_closed"`
+	LbLimits      *ebpf.MapSpec `ebpf:"lb_limits"`
+	LbState       *ebpf.MapSpec `ebpf:"lb_state"`
+	LimitStats    *ebpf.MapSpec `ebpf:"limit_stats"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
 	NatCounters   *ebpf.MapSpec `ebpf:"nat_counters"`
@@ -369,9 +449,21 @@ type lbMaps struct {
 	Active        *ebpf.Map `ebpf:"active"`
 	BackendStats  *ebpf.Map `ebpf:"backend_stats"`
 	Backends      *ebpf.Map `ebpf:"backends"`
+	BwBuckets     *ebpf.Map `ebpf:"bw_buckets"`
 	Eligible      *ebpf.Map `ebpf:"eligible"`
+	FloodCounters *ebpf.Map `ebpf:"flood_counters"`
+	FloodExempt   *ebpf.Map `ebpf:"flood_exempt"`
+	FloodOn       *ebpf.Map `ebpf:"flood_on"`
+	FloodSources  *ebpf.Map `ebpf:"flood_sources"`
+	FloodStates   *ebpf.Map `ebpf:"flood_states"`
+	FloodTotals   *ebpf.Map `ebpf:"flood_totals"`
+	FloodVips     *ebpf.Map `ebpf:"flood_vips"`
 	Flows         *ebpf.Map `ebpf:"flows"`
 	GlobalStats   *ebpf.Map `ebpf:"global_stats"`
+	LbClosed      *ebpf.Map `ebpf:"lb_closed"`
+	LbLimits      *ebpf.Map `ebpf:"lb_limits"`
+	LbState       *ebpf.Map `ebpf:"lb_state"`
+	LimitStats    *ebpf.Map `ebpf:"limit_stats"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
 	NatCounters   *ebpf.Map `ebpf:"nat_counters"`
@@ -399,9 +491,21 @@ func (m *lbMaps) Close() error {
 		m.Active,
 		m.BackendStats,
 		m.Backends,
+		m.BwBuckets,
 		m.Eligible,
+		m.FloodCounters,
+		m.FloodExempt,
+		m.FloodOn,
+		m.FloodSources,
+		m.FloodStates,
+		m.FloodTotals,
+		m.FloodVips,
 		m.Flows,
 		m.GlobalStats,
+		m.LbClosed,
+		m.LbLimits,
+		m.LbState,
+		m.LimitStats,
 		m.ListenerStats,
 		m.Listeners,
 		m.NatCounters,

@@ -82,6 +82,10 @@ func (e *Engine) listenerStruct(x *xlistener, ringLen uint32, wlc []uint32, wlcW
 		l.Flags |= lfFullNAT
 		l.SnatAddr = be32(cfg.SNATAddr)
 	}
+	if x.lim.limited {
+		l.Flags |= lfLimits
+	}
+	l.Lb, l.Bw = x.lim.slot, x.lim.bw
 	l.PersistNs = uint64(cfg.Pool.Persistence.Nanoseconds())
 	l.WlcLen = uint32(copy(l.Wlc[:], wlc))
 	copy(l.WlcW[:], wlcW)

@@ -91,6 +91,15 @@ func reverseKey(k lbFlowKey, f lbFlow) lbFlowKey {
 // together, and recounts the live ones per listener and backend (the
 // counts wlc reads).
 func (e *Engine) sweep() error {
+	e.mu.Lock()
+	slotOf := map[uint32]uint32{} // limited listeners' limit slots
+	for _, x := range e.listeners {
+		if x.lim.limited {
+			slotOf[x.id] = x.lim.slot
+		}
+	}
+	e.mu.Unlock()
+	opened := e.openedNow(slotOf) // before the dump: see recountConns
 	all, err := dumpFlows(e.objs.Flows)
 	if err != nil {
 		return err
@@ -153,6 +162,7 @@ func (e *Engine) sweep() error {
 		}
 	}
 	e.replanNAT(usage)
+	e.recountConns(opened, slotOf, perListener)
 	e.mu.Lock()
 	for _, bid := range e.bids {
 		_ = e.objs.Active.Put(bid, perBackend[bid])
