@@ -68,9 +68,9 @@ func snatUDP() Workload {
 // snatTargets are be1's echo services: the client reaches them directly.
 func snatTargets() map[string]string {
 	return map[string]string{
-		"tcp": hostPort(netlab.BackendIP(1), labsvc.TCPPort),
-		"udp": hostPort(netlab.BackendIP(1), labsvc.UDPPort),
-		"pps": hostPort(netlab.BackendIP(1), FramesPort),
+		"tcp":     hostPort(netlab.BackendIP(1), labsvc.TCPPort),
+		"udp":     hostPort(netlab.BackendIP(1), labsvc.UDPPort),
+		"pps":     hostPort(netlab.BackendIP(1), FramesPort),
 		ppsSource: snatPublicIP,
 	}
 }
