@@ -26,15 +26,7 @@ func Table(p *Part) string {
 	for _, n := range p.Numerators {
 		head = append(head, n+" ÷ row: "+p.Unit, "CPU/"+p.Op, "p50", "p99")
 	}
-	row(&b, head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---"
-		if i > 0 {
-			sep[i] = "--:"
-		}
-	}
-	row(&b, sep)
+	header(&b, head)
 	for _, s := range p.Summary {
 		cpu := "n/a"
 		if p.cpuMeasured(s.System) {
@@ -73,15 +65,7 @@ func deliveryTable(p *Part) string {
 	for _, n := range p.Numerators {
 		head = append(head, n+" ÷ row: "+p.Unit, "CPU/"+p.Op)
 	}
-	row(&b, head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---"
-		if i > 0 {
-			sep[i] = "--:"
-		}
-	}
-	row(&b, sep)
+	header(&b, head)
 	for _, s := range p.Summary {
 		cpu := "n/a"
 		if p.cpuMeasured(s.System) {
@@ -113,6 +97,20 @@ func (p *Part) ratio(num, den string) (Ratio, bool) {
 		}
 	}
 	return Ratio{}, false
+}
+
+// header writes the heading row and the alignment row (first column left,
+// the figures right).
+func header(b *strings.Builder, head []string) {
+	row(b, head)
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---"
+		if i > 0 {
+			sep[i] = "--:"
+		}
+	}
+	row(b, sep)
 }
 
 func row(b *strings.Builder, cells []string) {

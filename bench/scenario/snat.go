@@ -3,8 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/xlbproject/xlb/bench/peers"
@@ -92,10 +90,7 @@ func newXlbSNAT() System {
 
 // nftSNAT is nftables source NAT in the gateway's postrouting; its table
 // exists only while it is measured.
-type nftSNAT struct {
-	table *peers.Table
-	tuned bool
-}
+type nftSNAT struct{ nftTable }
 
 func newNFTSNAT() System { return &nftSNAT{} }
 
@@ -106,39 +101,8 @@ func (s *nftSNAT) Target(w string) string { return snatTargets()[w] }
 func (s *nftSNAT) Start(context.Context, *Env) error { return nil }
 
 func (s *nftSNAT) Enter(ctx context.Context, e *Env) error {
-	name := peers.NewTableName()
-	script, err := peers.RenderMasquerade(peers.Masquerade{Table: name, Sources: []string{netlab.ClientIP + "/32"},
-		OutIface: netlab.IfaceGatewayDown, To: snatPublicIP})
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(e.systemDir("nftables"), "nft-snat.nft"), script, 0o644); err != nil {
-		return err
-	}
-	e.tables = append(e.tables, name)
-	t, err := peers.InstallTable(ctx, e.Lab, netlab.HostGateway, name, script)
-	if err != nil {
-		return err
-	}
-	s.table = t
-	if !s.tuned {
-		if err := peers.TuneConntrack(ctx, e.Lab, netlab.HostGateway); err != nil {
-			return err
-		}
-		s.tuned = true
-	}
-	return nil
+	return s.install(ctx, e, "nft-snat.nft", func(name string) ([]byte, error) {
+		return peers.RenderMasquerade(peers.Masquerade{Table: name, Sources: []string{netlab.ClientIP + "/32"},
+			OutIface: netlab.IfaceGatewayDown, To: snatPublicIP})
+	})
 }
-
-func (s *nftSNAT) Leave(ctx context.Context, _ *Env) error {
-	if s.table == nil {
-		return nil
-	}
-	err := s.table.Delete(context.WithoutCancel(ctx))
-	s.table = nil
-	return err
-}
-
-func (s *nftSNAT) PIDs() []int { return nil }
-
-func (s *nftSNAT) Stop(ctx context.Context, e *Env) error { return s.Leave(ctx, e) }

@@ -226,9 +226,8 @@ func (s *xlbd) Start(ctx context.Context, e *Env) error {
 // translates. Its table exists only while it is measured, so conntrack
 // does not tax the other systems' traffic.
 type nftDNAT struct {
+	nftTable
 	backends int
-	table    *peers.Table
-	tuned    bool
 }
 
 func newNFTDNAT(backends int) System { return &nftDNAT{backends: backends} }
@@ -240,16 +239,32 @@ func (s *nftDNAT) Target(w string) string { return l4Targets()[w] }
 func (s *nftDNAT) Start(context.Context, *Env) error { return nil }
 
 func (s *nftDNAT) Enter(ctx context.Context, e *Env) error {
+	return s.install(ctx, e, "nft-dnat.nft", func(name string) ([]byte, error) {
+		return peers.RenderDNAT(peers.DNAT{Table: name, Rules: []peers.DNATRule{
+			{Proto: "tcp", VIP: netlab.VIP, Port: labsvc.TCPPort, Backends: e.backendList(labsvc.TCPPort)},
+			{Proto: "udp", VIP: netlab.VIP, Port: labsvc.UDPPort, Backends: e.backendList(labsvc.UDPPort)},
+			{Proto: "udp", VIP: netlab.VIP, Port: FramesPort, Backends: e.backendList(FramesPort)},
+		}})
+	})
+}
+
+// nftTable is the part of the nftables systems that installs their table
+// in the gateway for a measurement and deletes it after.
+type nftTable struct {
+	table *peers.Table
+	tuned bool
+}
+
+// install renders the table (named by render's argument), keeps a copy in
+// the system's directory as file, and installs it; the first time it also
+// shortens conntrack's closing timeouts (see the l4 method).
+func (n *nftTable) install(ctx context.Context, e *Env, file string, render func(name string) ([]byte, error)) error {
 	name := peers.NewTableName()
-	script, err := peers.RenderDNAT(peers.DNAT{Table: name, Rules: []peers.DNATRule{
-		{Proto: "tcp", VIP: netlab.VIP, Port: labsvc.TCPPort, Backends: e.backendList(labsvc.TCPPort)},
-		{Proto: "udp", VIP: netlab.VIP, Port: labsvc.UDPPort, Backends: e.backendList(labsvc.UDPPort)},
-		{Proto: "udp", VIP: netlab.VIP, Port: FramesPort, Backends: e.backendList(FramesPort)},
-	}})
+	script, err := render(name)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(e.systemDir("nftables"), "nft-dnat.nft"), script, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(e.systemDir("nftables"), file), script, 0o644); err != nil {
 		return err
 	}
 	e.tables = append(e.tables, name)
@@ -257,25 +272,25 @@ func (s *nftDNAT) Enter(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	s.table = t
-	if !s.tuned {
+	n.table = t
+	if !n.tuned {
 		if err := peers.TuneConntrack(ctx, e.Lab, netlab.HostGateway); err != nil {
 			return err
 		}
-		s.tuned = true
+		n.tuned = true
 	}
 	return nil
 }
 
-func (s *nftDNAT) Leave(ctx context.Context, _ *Env) error {
-	if s.table == nil {
+func (n *nftTable) Leave(ctx context.Context, _ *Env) error {
+	if n.table == nil {
 		return nil
 	}
-	err := s.table.Delete(context.WithoutCancel(ctx))
-	s.table = nil
+	err := n.table.Delete(context.WithoutCancel(ctx))
+	n.table = nil
 	return err
 }
 
-func (s *nftDNAT) PIDs() []int { return nil }
+func (n *nftTable) PIDs() []int { return nil }
 
-func (s *nftDNAT) Stop(ctx context.Context, e *Env) error { return s.Leave(ctx, e) }
+func (n *nftTable) Stop(ctx context.Context, e *Env) error { return n.Leave(ctx, e) }
