@@ -21,6 +21,10 @@ type HTTPProxy struct {
 	MaxConn int
 	// RunDir holds the configuration, pid file, temporary files and logs.
 	RunDir string
+	// TLSCert and TLSKey (PEM files), when set, make the frontend HTTPS
+	// with ALPN h2 and http/1.1 (TLS 1.2 and 1.3, the proxy's default
+	// ciphers).
+	TLSCert, TLSKey string
 }
 
 func (p HTTPProxy) check() error {
@@ -43,7 +47,8 @@ func (p HTTPProxy) check() error {
 type httpProxyData struct {
 	HTTPProxy
 	CPUMask string
-	NoFile  int // descriptors: a client and a server side per connection
+	NoFile  int    // descriptors: a client and a server side per connection
+	TLSPEM  string // HAProxy's certificate and key in one file
 }
 
 func (p HTTPProxy) data() (httpProxyData, error) {
@@ -53,7 +58,11 @@ func (p HTTPProxy) data() (httpProxyData, error) {
 	if p.MaxConn == 0 {
 		p.MaxConn = 8000
 	}
-	return httpProxyData{HTTPProxy: p, CPUMask: cpuMask(p.CPU), NoFile: 2*p.MaxConn + 100}, nil
+	d := httpProxyData{HTTPProxy: p, CPUMask: cpuMask(p.CPU), NoFile: 2*p.MaxConn + 100}
+	if p.TLSCert != "" {
+		d.TLSPEM = filepath.Join(p.RunDir, "haproxy-tls.pem")
+	}
+	return d, nil
 }
 
 // RenderHAProxy returns haproxy.cfg for p.
@@ -85,6 +94,20 @@ func StartHAProxy(ctx context.Context, lab Lab, host string, p HTTPProxy) (*Proc
 	path := filepath.Join(p.RunDir, "haproxy.cfg")
 	if err := writeConfig(path, cfg); err != nil {
 		return nil, err
+	}
+	if p.TLSCert != "" {
+		// HAProxy reads the certificate and its key from one file.
+		var pem []byte
+		for _, f := range []string{p.TLSCert, p.TLSKey} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			pem = append(pem, b...)
+		}
+		if err := os.WriteFile(filepath.Join(p.RunDir, "haproxy-tls.pem"), pem, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	if out, err := lab.Run(ctx, host, "haproxy", "-c", "-q", "-f", path); err != nil {
 		return nil, fmt.Errorf("haproxy rejects %s: %w: %s", path, err, out)

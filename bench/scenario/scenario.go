@@ -42,7 +42,7 @@ type Scenario struct {
 
 // Registry returns every scenario.
 func Registry() []Scenario {
-	return []Scenario{l7Baseline(), l4(), snat()}
+	return []Scenario{l7Baseline(), l4(), snat(), tlsScenario()}
 }
 
 // Lookup returns the scenario called name.

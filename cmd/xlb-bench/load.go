@@ -38,6 +38,7 @@ func runHTTP(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&body, "body", "", "request body")
 	fs.StringVar(&bodyFile, "body-file", "", "read the request body from this file")
 	fs.BoolVar(&insecure, "insecure", false, "https/h2: do not verify the server's certificate")
+	x25519 := fs.Bool("x25519", false, "https/h2: offer only X25519 key exchange (Go otherwise also offers the post-quantum X25519MLKEM768, which a Go server picks and OpenSSL 3.0 peers cannot: a fair handshake comparison needs one exchange)")
 	common := addCommonFlags(fs, &o.Warmup, &o.Timeout)
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -56,8 +57,11 @@ func runHTTP(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("-body-file: %w", err)
 		}
 	}
-	if insecure {
-		o.TLSConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for
+	if insecure || *x25519 {
+		o.TLSConfig = &tls.Config{InsecureSkipVerify: insecure} //nolint:gosec // asked for
+		if *x25519 {
+			o.TLSConfig.CurvePreferences = []tls.CurveID{tls.X25519}
+		}
 	}
 	o.Progress = common.progressWriter(fs, o.Duration)
 	r, err := load.HTTP(ctx, o)
