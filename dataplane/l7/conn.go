@@ -142,7 +142,7 @@ func (e *Engine) acceptLoop(l *listener) {
 			e.acceptTLS(l, st, c, client)
 			continue
 		}
-		cc := e.newClientConn(l, c, client, st)
+		cc := e.newClientConn(l, newRawTCP(c), client, st)
 		e.conns.add(cc)
 		e.wg.Add(1)
 		go func() {

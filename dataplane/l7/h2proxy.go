@@ -220,7 +220,7 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 	// A client that resets the stream ends the backend exchange too.
 	stop := context.AfterFunc(x.r.Context(), func() { _ = bc.c.Close() })
 	ustart := time.Now()
-	if _, err := bc.c.Write(x.out); err != nil {
+	if _, err := bc.rs.Write(x.out); err != nil {
 		stop()
 		bc.close()
 		if bc.reused {
@@ -471,7 +471,7 @@ func (x *h2Exchange) pump(bc *backendConn, done chan<- error) {
 					werr = bw.Flush()
 				}
 			} else {
-				_, werr = bc.c.Write(buf[:n])
+				_, werr = bc.rs.Write(buf[:n])
 			}
 			if werr != nil {
 				done <- werr

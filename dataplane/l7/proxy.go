@@ -166,7 +166,7 @@ func (c *clientConn) exchange(st *listenerState, u *upstream, canRetry, buffered
 	if bigWrite {
 		_ = bc.c.SetWriteDeadline(ustart.Add(st.cfg.Timeouts.Request))
 	}
-	_, err = bc.c.Write(c.out)
+	_, err = bc.rs.Write(c.out)
 	if bigWrite && err == nil {
 		err = bc.c.SetWriteDeadline(time.Time{})
 	}
@@ -488,7 +488,7 @@ func (c *clientConn) pump(bc *backendConn, idle time.Duration) {
 	var bw *bufio.Writer
 	if chunked {
 		bw = c.e.bufs.writers.Get().(*bufio.Writer)
-		bw.Reset(bc.c)
+		bw.Reset(&bc.rs)
 		defer func() {
 			bw.Reset(nil)
 			c.e.bufs.writers.Put(bw)
@@ -514,7 +514,7 @@ func (c *clientConn) pump(bc *backendConn, idle time.Duration) {
 					werr = bw.Flush()
 				}
 			} else {
-				_, werr = bc.c.Write(buf[:n])
+				_, werr = bc.rs.Write(buf[:n])
 			}
 			if werr != nil {
 				c.pumpDone <- werr

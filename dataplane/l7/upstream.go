@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -37,6 +38,7 @@ type upstream struct {
 type backendConn struct {
 	c      *net.TCPConn
 	raw    syscall.RawConn
+	rs     rawSocket // reads and writes (rawsock.go)
 	up     *upstream
 	rd     reader
 	idleAt int64 // engine clock when it went idle
@@ -62,12 +64,14 @@ func (bc *backendConn) alive() bool {
 	return bc.peekN < 0 && errors.Is(bc.peekErr, unix.EAGAIN)
 }
 
+// peek is a raw recvfrom for the reason rawSocket gives.
 func (bc *backendConn) peek(fd uintptr) {
-	n, _, err := unix.Recvfrom(int(fd), bc.peekBuf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	if err != nil {
-		n = -1
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&bc.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	bc.peekN, bc.peekErr = int(n), nil
+	if e != 0 {
+		bc.peekN, bc.peekErr = -1, e
 	}
-	bc.peekN, bc.peekErr = n, err
 }
 
 // upstreams holds the engine's upstreams by Backend, and the idle
@@ -141,7 +145,8 @@ func (us *upstreams) dial(ctx context.Context, u *upstream, timeout time.Duratio
 	}
 	bc := &backendConn{c: tc, raw: raw, up: u}
 	bc.peekFn = bc.peek
-	bc.rd.init(tc, us.pools)
+	bc.rs.init(raw)
+	bc.rd.init(&bc.rs, us.pools)
 	return bc, nil
 }
 

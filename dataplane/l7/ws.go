@@ -48,11 +48,11 @@ func (c *clientConn) websocket(st *listenerState, bc *backendConn, start time.Ti
 	}()
 	var in int64
 	if k := c.rd.buffered(); k > 0 {
-		w, _ := bc.c.Write(c.rd.buf[c.rd.r:c.rd.w])
+		w, _ := bc.rs.Write(c.rd.buf[c.rd.r:c.rd.w])
 		in += int64(w)
 		c.rd.discard(k)
 	}
-	m, _ := bc.c.ReadFrom(c.c)
+	m, _ := bc.c.ReadFrom(spliceSource(c.c))
 	in += m
 	_ = bc.c.CloseWrite()
 	_ = bc.c.SetReadDeadline(time.Now().Add(idle))
