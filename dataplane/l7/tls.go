@@ -159,7 +159,7 @@ func (e *Engine) acceptTLS(l *listener, st *listenerState, c *net.TCPConn, clien
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		tc := tls.Server(c, l.certs.Config())
+		tc := tls.Server(newRawTCP(c), l.certs.Config())
 		ctx, cancel := context.WithTimeout(e.ctx, st.cfg.Timeouts.Header)
 		err := tc.HandshakeContext(ctx)
 		cancel()
