@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/xlbproject/xlb/bench/serve"
+	"github.com/xlbproject/xlb/internal/testnet"
 )
 
 // TestMain fails the package if a generator or test server goroutine outlives the
@@ -101,13 +102,7 @@ func udpBackend(t *testing.T) (*serve.UDPEcho, string) {
 }
 
 // closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l := listen(t)
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func closedPort(t *testing.T) string { return testnet.ClosedTCPPort(t).String() }
 
 // rawHTTP serves canned bytes: for every request read on a connection it writes
 // answer; with keep it then waits for the next request, otherwise it closes. It

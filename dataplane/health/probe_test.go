@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xlbproject/xlb/internal/testnet"
 )
 
 // runProbe runs one check of t's key with the spec's timeout.
@@ -41,12 +43,7 @@ func closedPort(t *testing.T, network string) netip.AddrPort {
 	t.Helper()
 	switch network {
 	case "tcp":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return addrPort(t, ln.Addr().String())
+		return testnet.ClosedTCPPort(t)
 	default:
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/xlbproject/xlb/bench/serve"
 	"github.com/xlbproject/xlb/dataplane/pool"
+	"github.com/xlbproject/xlb/internal/testnet"
 )
 
 // testBackend is a bench/serve HTTP backend on loopback.
@@ -59,8 +60,9 @@ func freeAddr(t testing.TB) netip.AddrPort {
 	return l.Addr().(*net.TCPAddr).AddrPort()
 }
 
-// refusedAddr is a loopback address nothing listens on.
-func refusedAddr(t testing.TB) netip.AddrPort { return freeAddr(t) }
+// refusedAddr is a loopback address that refuses connections until the
+// test ends.
+func refusedAddr(t testing.TB) netip.AddrPort { return testnet.ClosedTCPPort(t) }
 
 type testEngine struct {
 	*Engine
