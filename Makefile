@@ -45,7 +45,10 @@ generate-bpf:
 # privileged test that cannot run fails instead of skipping).
 test: lint build
 	$(BIN)/xlbd validate configs/*.yaml
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/bench/scenario$$')
+	@# The benchmark scenarios pin processes to cores and time them: alone,
+	@# after the rest, so that other packages' tests do not starve them.
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./bench/scenario/
 	@$(MAKE) --no-print-directory check-lab
 
 # Fails when a test left a lab namespace or BPF pin behind.
