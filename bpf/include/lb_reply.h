@@ -41,7 +41,6 @@ static __always_inline int stateless_reply(struct xdp_md *ctx, struct packet *pk
 	void *end = (void *)(long)ctx->data_end;
 	struct iphdr *iph = pkt->l3;
 	__u32 len = ctx->data_end - ctx->data;
-	__u32 reason = R_MAX;
 
 	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
 		return REPLY_NONE;
@@ -54,12 +53,28 @@ static __always_inline int stateless_reply(struct xdp_md *ctx, struct packet *pk
 	/* The entry may outlive its listener by one configuration change. */
 	if (!l || l->sched != SCHED_HASH || (l->flags & (LF_PASS | LF_FULLNAT)) || l->proto != k->proto)
 		return REPLY_NONE;
-	if ((void *)(iph + 1) > end)
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || (void *)(iph + 1) > end)
 		return XDP_DROP;
-	if (l->bw && !police(l->bw, BW_OUT, len, now))
-		return count_bw_drop(lid, BW_OUT, len);
 	if (ttl_expired(iph))
 		return XDP_PASS;
+	/* The route first, for the rewritten packet (only its source changes):
+	 * a reply to this node itself (its health checks, its own connections
+	 * to the backend) is no client's and goes to the kernel untouched. */
+	struct bpf_fib_lookup fib = {
+		.family = AF_INET,
+		.tos = iph->tos,
+		.l4_protocol = iph->protocol,
+		.tot_len = bpf_ntohs(iph->tot_len),
+		.ipv4_src = l->vip,
+		.ipv4_dst = iph->daddr,
+		.ifindex = ctx->ingress_ifindex,
+	};
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return REPLY_NONE;
+	if (l->bw && !police(l->bw, BW_OUT, len, now))
+		return count_bw_drop(lid, BW_OUT, len);
 	struct flow f = {
 		.new_saddr = l->vip,
 		.new_daddr = k->daddr,
@@ -77,12 +92,23 @@ static __always_inline int stateless_reply(struct xdp_md *ctx, struct packet *pk
 		s->pkts_out++;
 		s->bytes_out += len;
 	}
-	int v = send_routed(ctx, pkt, data, end, &reason);
-	if (v < 0)
+	/* Verifier: the frame again, after the rewrite's helpers. */
+	eth = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
-	if (reason != R_MAX && s && reason < R_MAX)
-		s->reasons[reason]++;
-	return v;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* The kernel resolves the neighbour; the next packets come here.
+		 * (It drops this one if it refuses the VIP as a source from
+		 * outside: the node's neighbour towards its router is normally
+		 * resolved by the routing daemon's own traffic.) */
+		if (s)
+			s->reasons[R_NO_NEIGH]++;
+		return XDP_PASS;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 #endif /* XLB_LB_REPLY_H */

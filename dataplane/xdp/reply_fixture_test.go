@@ -3,10 +3,12 @@ package xdp_test
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"testing"
 
 	"github.com/xlbproject/xlb/dataplane/pool"
 	. "github.com/xlbproject/xlb/dataplane/xdp"
+	"github.com/xlbproject/xlb/internal/netlab"
 )
 
 // A backend's reply that reaches a node without the flow's state (ECMP on
@@ -57,6 +59,14 @@ func TestFixtureStatelessReplies(t *testing.T) {
 		if v, out := f.run(in, f.downIdx); v != xdpPass || !bytes.Equal(out, in) {
 			t.Errorf("reply from be1:%d without state: verdict %d, changed %v; want pass, unchanged", sport, v, !bytes.Equal(out, in))
 		}
+	}
+	// A reply to the node itself (its health check of the backend): the
+	// kernel's, untouched.
+	own := f.fromBackend(pkt{sport: 7000, dport: 41004, syn: true, ack: true})
+	own.dst = netip.MustParseAddr(netlab.GatewayDownIP)
+	in = frame(t, own)
+	if v, out := f.run(in, f.downIdx); v != xdpPass || !bytes.Equal(out, in) {
+		t.Errorf("reply to the node's own address: verdict %d, changed %v; want pass, unchanged", v, !bytes.Equal(out, in))
 	}
 	for listener, want := range map[string]float64{"lb/tcp/7000": 1, "lb/udp/7001": 1, "lb/tcp/7100": 0, "lb/tcp/7101": 0, "lb/tcp/7002": 0} {
 		if got := gathered(t, f.reg, "xlb_xdp_stateless_replies_total", listener); got != want {
