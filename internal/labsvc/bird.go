@@ -96,9 +96,11 @@ func (b *Bird) Established(ctx context.Context) ([]string, error) {
 	return up, nil
 }
 
+func (b *Bird) signal(sig syscall.Signal) { _ = syscall.Kill(-b.cmd.Process.Pid, sig) }
+
 // Kill stops the daemon at once (SIGKILL), as a crash would, and waits.
 func (b *Bird) Kill() {
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+	b.signal(syscall.SIGKILL)
 	<-b.done
 }
 

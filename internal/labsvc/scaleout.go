@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/xlbproject/xlb/internal/netlab"
 )
@@ -48,6 +51,7 @@ type ScaleOut struct {
 	Nodes      []*ScaleOutNode
 	xdp        *XDPLab
 	dir        string
+	xlbd, cfg  string // the binary and its configuration file
 }
 
 // ScaleOutNode is one gateway node.
@@ -57,6 +61,8 @@ type ScaleOutNode struct {
 	Bird *Bird
 	Log  string // xlbd's log file
 	dead bool
+	conf string // its BIRD configuration
+	pins string // its --bpffs
 }
 
 // StartScaleOut starts the daemons and backends in lab (built from
@@ -73,6 +79,14 @@ func StartScaleOut(ctx context.Context, lab *netlab.Lab, cfg ScaleOutConfig) (_ 
 	var peers []Iface
 	for i := 1; i <= cfg.Nodes; i++ {
 		peers = append(peers, Iface{netlab.HostSwitch, netlab.NodeFrontPort(i)}, Iface{netlab.HostSwitch, netlab.NodeBackPort(i)})
+		// A NIC drops frames for other MACs before XDP sees them; a veth
+		// does not. Without this, frames for a dead node's MAC, flooded
+		// once the switch forgets it, would reach the other nodes' XDP.
+		for _, port := range []string{netlab.NodeFrontPort(i), netlab.NodeBackPort(i)} {
+			if out, err := lab.Run(ctx, netlab.HostSwitch, "bridge", "link", "set", "dev", port, "flood", "off"); err != nil {
+				return nil, fmt.Errorf("%w: %s", err, out)
+			}
+		}
 	}
 	if s.xdp, err = PrepareXDPPeers(lab, peers); err != nil {
 		return nil, err
@@ -91,15 +105,15 @@ func StartScaleOut(ctx context.Context, lab *netlab.Lab, cfg ScaleOutConfig) (_ 
 	if s.BackRouter, err = s.bird(ctx, netlab.HostBackRouter, RouterBirdConf(netlab.BackRouterIP, BackRouterAS, back, NodeAS)); err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(cfg.Dir, "xlb.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.Config), 0o600); err != nil {
+	s.xlbd, s.cfg = cfg.Xlbd, filepath.Join(cfg.Dir, "xlb.yaml")
+	if err := os.WriteFile(s.cfg, []byte(cfg.Config), 0o600); err != nil {
 		return nil, err
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
-		n := &ScaleOutNode{Host: netlab.NodeHost(i)}
+		n := &ScaleOutNode{Host: netlab.NodeHost(i), pins: s.xdp.PinDir(netlab.NodeHost(i)),
+			conf: NodeBirdConf(netlab.NodeFrontIP(i), NodeAS, VIPTable, netlab.RouterFrontIP, RouterAS, netlab.BackRouterIP, BackRouterAS)}
 		s.Nodes = append(s.Nodes, n)
-		conf := NodeBirdConf(netlab.NodeFrontIP(i), NodeAS, VIPTable, netlab.RouterFrontIP, RouterAS, netlab.BackRouterIP, BackRouterAS)
-		if n.Bird, err = s.bird(ctx, n.Host, conf); err != nil {
+		if n.Bird, err = s.bird(ctx, n.Host, n.conf); err != nil {
 			return nil, err
 		}
 	}
@@ -110,7 +124,7 @@ func StartScaleOut(ctx context.Context, lab *netlab.Lab, cfg ScaleOutConfig) (_ 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.startXlbd(ctx, n, cfg.Xlbd, cfgPath)
+			errs[i] = s.startXlbd(ctx, n)
 		}()
 	}
 	wg.Wait()
@@ -124,7 +138,7 @@ func StartScaleOut(ctx context.Context, lab *netlab.Lab, cfg ScaleOutConfig) (_ 
 }
 
 func (s *ScaleOut) bird(ctx context.Context, host, conf string) (*Bird, error) {
-	log, err := os.Create(filepath.Join(s.dir, host+".bird.log"))
+	log, err := os.OpenFile(filepath.Join(s.dir, host+".bird.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -137,19 +151,19 @@ func (s *ScaleOut) bird(ctx context.Context, host, conf string) (*Bird, error) {
 	return b, nil
 }
 
-func (s *ScaleOut) startXlbd(ctx context.Context, n *ScaleOutNode, bin, cfgPath string) error {
+func (s *ScaleOut) startXlbd(ctx context.Context, n *ScaleOutNode) error {
 	dir := filepath.Join(s.dir, n.Host)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	n.Log = filepath.Join(dir, "xlbd.log")
-	log, err := os.Create(n.Log)
+	log, err := os.OpenFile(n.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	x, err := StartXlbd(ctx, s.Lab, n.Host, bin, log, "--config", cfgPath, "--drain-timeout", "1s",
+	x, err := StartXlbd(ctx, s.Lab, n.Host, s.xlbd, log, "--config", s.cfg, "--drain-timeout", "1s",
 		"--state-dir", filepath.Join(dir, "state"), "--control-listen", "unix://"+filepath.Join(dir, "xlb.sock"),
-		"--bpffs", s.xdp.PinDir(n.Host))
+		"--bpffs", n.pins)
 	if err != nil {
 		log.Close()
 		return fmt.Errorf("%s: %w", n.Host, err)
@@ -191,6 +205,65 @@ func (s *ScaleOut) Paths(ctx context.Context) (toVIP, toClient []string, err err
 	return toVIP, toClient, nil
 }
 
+// PathCounter counts the routers' equal paths over netlink, without
+// starting a process: cheap enough to poll every few milliseconds while
+// traffic flows. Close releases its sockets.
+type PathCounter struct {
+	rtr, brtr *netlink.Handle
+}
+
+// NewPathCounter opens netlink sockets in both routers' namespaces.
+func (s *ScaleOut) NewPathCounter() (*PathCounter, error) {
+	var pc PathCounter
+	for host, h := range map[string]**netlink.Handle{netlab.HostRouter: &pc.rtr, netlab.HostBackRouter: &pc.brtr} {
+		if err := s.Lab.Do(host, func() (err error) { *h, err = netlink.NewHandle(); return err }); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("%s: netlink: %w", host, err)
+		}
+	}
+	return &pc, nil
+}
+
+// Count returns the paths of rtr's route to the VIP and of brtr's default
+// route.
+func (pc *PathCounter) Count() (toVIP, toClient int, err error) {
+	count := func(h *netlink.Handle, dst *net.IPNet) (int, error) {
+		rs, err := h.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, r := range rs {
+			if r.Dst == nil { // the default route, in older netlink
+				r.Dst = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+			}
+			if r.Dst.String() != dst.String() {
+				continue
+			}
+			if len(r.MultiPath) > 0 {
+				n += len(r.MultiPath)
+			} else if r.Gw != nil {
+				n++
+			}
+		}
+		return n, nil
+	}
+	if toVIP, err = count(pc.rtr, &net.IPNet{IP: net.ParseIP(netlab.VIP).To4(), Mask: net.CIDRMask(32, 32)}); err != nil {
+		return 0, 0, err
+	}
+	toClient, err = count(pc.brtr, &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)})
+	return toVIP, toClient, err
+}
+
+// Close closes the sockets.
+func (pc *PathCounter) Close() {
+	for _, h := range []*netlink.Handle{pc.rtr, pc.brtr} {
+		if h != nil {
+			h.Close()
+		}
+	}
+}
+
 // WaitPaths waits until both routers have exactly n equal paths.
 func (s *ScaleOut) WaitPaths(ctx context.Context, n int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
@@ -220,33 +293,87 @@ func (s *ScaleOut) NodeOf(ctx context.Context, proto string, sport, dport int) (
 	if err != nil {
 		return -1, err
 	}
-	f := strings.Fields(string(out))
+	return s.nodeByVia(string(out), netlab.NodeFrontIP)
+}
+
+// KillNode makes node i (0-based) die as a machine does: its xlbd and
+// BIRD are frozen (SIGSTOP: nothing is withdrawn, no session closed), its
+// links go down, then both are killed. The routers are not told: the
+// switch keeps their carrier up, so only BFD notices.
+func (s *ScaleOut) KillNode(ctx context.Context, i int) error {
+	n := s.Nodes[i]
+	n.dead = true
+	n.Bird.signal(syscall.SIGSTOP)
+	_ = n.Xlbd.Signal(syscall.SIGSTOP)
+	err := s.setLinks(ctx, n, "down")
+	n.Bird.Kill()
+	n.Xlbd.Kill()
+	return err
+}
+
+// ReviveNode brings a killed node back: links up, BIRD, then xlbd (which
+// adopts what its predecessor pinned), and waits until both routers have
+// a path through every node again.
+func (s *ScaleOut) ReviveNode(ctx context.Context, i int) error {
+	n := s.Nodes[i]
+	if !n.dead {
+		return fmt.Errorf("%s is not dead", n.Host)
+	}
+	if err := s.setLinks(ctx, n, "up"); err != nil {
+		return err
+	}
+	var err error
+	if n.Bird, err = s.bird(ctx, n.Host, n.conf); err != nil {
+		return err
+	}
+	if err := s.startXlbd(ctx, n); err != nil {
+		return err
+	}
+	n.dead = false
+	return s.WaitPaths(ctx, len(s.Nodes), 30*time.Second)
+}
+
+// setLinks sets both of a node's links up or down at once (one ip -batch).
+// Up also puts back its routes (netlab.ScaleOut's), which the kernel
+// removed with the links.
+func (s *ScaleOut) setLinks(ctx context.Context, n *ScaleOutNode, state string) error {
+	cmd := s.Lab.Command(ctx, n.Host, "ip", "-batch", "-")
+	batch := fmt.Sprintf("link set %s %s\nlink set %s %s\n", netlab.IfaceGatewayUp, state, netlab.IfaceGatewayDown, state)
+	if state == "up" {
+		batch += fmt.Sprintf("route replace %s via %s\nroute replace default via %s\n",
+			netlab.BackendNet, netlab.BackRouterIP, netlab.RouterFrontIP)
+	}
+	cmd.Stdin = strings.NewReader(batch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: links %s: %w: %s", n.Host, state, err, out)
+	}
+	return nil
+}
+
+// ReplyNodeOf returns the node (0-based) brtr sends a backend's reply to
+// the client through, as NodeOf does for the client's side.
+func (s *ScaleOut) ReplyNodeOf(ctx context.Context, proto, backend string, bport, cport int) (int, error) {
+	out, err := s.Lab.Run(ctx, netlab.HostBackRouter, "ip", "route", "get", netlab.ClientIP, "from", backend,
+		"iif", netlab.IfaceRouterDown, "ipproto", proto, "sport", strconv.Itoa(bport), "dport", strconv.Itoa(cport))
+	if err != nil {
+		return -1, err
+	}
+	return s.nodeByVia(string(out), netlab.NodeBackIP)
+}
+
+// nodeByVia finds the node whose address (addr(i), 1-based) follows "via".
+func (s *ScaleOut) nodeByVia(out string, addr func(int) string) (int, error) {
+	f := strings.Fields(out)
 	for i := 0; i+1 < len(f); i++ {
 		if f[i] == "via" {
 			for n := range s.Nodes {
-				if f[i+1] == netlab.NodeFrontIP(n+1) {
+				if f[i+1] == addr(n+1) {
 					return n, nil
 				}
 			}
 		}
 	}
-	return -1, fmt.Errorf("rtr routes %s %d->%d through no node: %s", proto, sport, dport, out)
-}
-
-// KillNode makes node i (0-based) die as a machine does: its xlbd and BIRD
-// are killed and its links go down. The routers are not told: the switch
-// keeps their carrier up, so only BFD notices.
-func (s *ScaleOut) KillNode(ctx context.Context, i int) error {
-	n := s.Nodes[i]
-	n.dead = true
-	n.Bird.Kill()
-	n.Xlbd.Kill()
-	for _, ifname := range []string{netlab.IfaceGatewayUp, netlab.IfaceGatewayDown} {
-		if _, err := s.Lab.Run(ctx, n.Host, "ip", "link", "set", ifname, "down"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return -1, fmt.Errorf("the route goes through no node: %s", out)
 }
 
 // Metric returns the value of series on node i, -1 when absent.
