@@ -42,7 +42,8 @@ func failover() Scenario {
 			"the backends' router (netlab.ScaleOut), each router running BIRD 2 with an eBGP session and BFD (100 ms x 3) to every "+
 			"node and ECMP over the nodes that announce (the VIP on the client side, the way back on the backend side). "+
 			"Continuous traffic: %d UDP request/response flows and %d TCP connections, each asking every %s. Each round one node "+
-			"dies (its links go down, then its xlbd and BIRD are killed: the routers keep their carrier, so only BFD can notice), "+
+			"dies (its xlbd and BIRD are frozen, its links go down, then both are killed: nothing is withdrawn and the routers keep "+
+			"their carrier, so only BFD can notice), "+
 			"and every flow's longest wait for an answer is measured; the node is brought back before the next round.",
 			udpFlows, tcpConns, probeInterval),
 		Backends: failoverBackends,
