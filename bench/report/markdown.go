@@ -135,10 +135,14 @@ func Markdown(r *Report, imgDir, heading string) string {
 	}
 	fmt.Fprintf(&b, "Command: `%s` (%s).\n\n", r.Command, r.Date.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %s.\n\n", r.Machine)
-	st := r.Settings
-	fmt.Fprintf(&b, "Settings: %d interleaved round(s); each measurement %s after a %s warmup (sweep points %s); "+
-		"load generator on core %d, system under test on core %d.\n\n",
-		st.Rounds, st.Duration, st.Warmup, st.SweepDuration, st.LoadCPU, st.GatewayCPU)
+	if r.Body != "" {
+		b.WriteString(strings.TrimRight(r.Body, "\n") + "\n\n")
+	} else {
+		st := r.Settings
+		fmt.Fprintf(&b, "Settings: %d interleaved round(s); each measurement %s after a %s warmup (sweep points %s); "+
+			"load generator on core %d, system under test on core %d.\n\n",
+			st.Rounds, st.Duration, st.Warmup, st.SweepDuration, st.LoadCPU, st.GatewayCPU)
+	}
 	for _, p := range r.Parts {
 		fmt.Fprintf(&b, "%s# %s\n\n", heading, p.Title)
 		b.WriteString(Table(p))

@@ -233,9 +233,12 @@ type Report struct {
 	Machine     Machine   `json:"machine"`
 	Settings    Settings  `json:"settings"`
 	// Method explains how the figures were got, one paragraph each.
-	Method  []string `json:"method"`
-	Parts   []*Part  `json:"parts"`
-	Cleanup Cleanup  `json:"cleanup"`
+	Method []string `json:"method"`
+	Parts  []*Part  `json:"parts"`
+	// Body is the results of a scenario of another shape (markdown),
+	// rendered instead of the settings line and with no parts.
+	Body    string  `json:"body,omitempty"`
+	Cleanup Cleanup `json:"cleanup"`
 }
 
 // cpuMeasured reports whether a system's CPU figures mean anything.

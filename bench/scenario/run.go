@@ -45,9 +45,16 @@ func Run(ctx context.Context, name string, o Options) (*report.Report, error) {
 			Rounds: o.Rounds, Duration: o.Duration, Warmup: o.Warmup, SweepDuration: o.SweepDuration,
 			LoadCPU: o.LoadCPU, GatewayCPU: o.GatewayCPU, Quick: o.Quick,
 		},
-		Method: append(slices.Clone(sc.Method), commonMethod(o)...),
+		Method: slices.Clone(sc.Method),
 	}
-	if err := run(ctx, sc, o, r); err != nil {
+	if sc.Custom == nil {
+		r.Method = append(r.Method, commonMethod(o)...)
+	}
+	body := run
+	if sc.Custom != nil {
+		body = func(ctx context.Context, _ Scenario, o Options, r *report.Report) error { return sc.Custom(ctx, o, r) }
+	}
+	if err := body(ctx, sc, o, r); err != nil {
 		return r, fmt.Errorf("scenario %s: %w", name, err)
 	}
 	if err := report.Write(o.OutDir, r); err != nil {

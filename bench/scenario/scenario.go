@@ -14,6 +14,7 @@
 package scenario
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xlbproject/xlb/bench/report"
 )
 
 // Scenario is one side-by-side benchmark.
@@ -38,11 +41,15 @@ type Scenario struct {
 	Systems func() []System
 	// Method explains how the figures were got (RESULTS.md quotes it).
 	Method []string
+	// Custom, when set, runs a scenario of another shape than systems
+	// side by side (failover: its own lab, one measurement per round);
+	// it fills the report's Body. Workloads and Systems are unused.
+	Custom func(ctx context.Context, o Options, r *report.Report) error
 }
 
 // Registry returns every scenario.
 func Registry() []Scenario {
-	return []Scenario{l7Baseline(), l4(), snat(), tlsScenario()}
+	return []Scenario{l7Baseline(), l4(), snat(), tlsScenario(), failover()}
 }
 
 // Lookup returns the scenario called name.

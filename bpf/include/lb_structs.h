@@ -105,6 +105,15 @@ struct flow {
 	__u32 bw;            /* the listener's bandwidth bucket pair + 1 (0: unpoliced) */
 };
 
+/* reply_key finds the maglev NAT listener a backend's reply belongs to by
+ * its source, for replies without state (lb_reply.h). */
+struct reply_key {
+	__be32 addr; /* the backend */
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
 /* persist_key/persist_val: source-IP persistence. */
 struct persist_key {
 	__u32 listener;

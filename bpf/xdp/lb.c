@@ -8,7 +8,9 @@
  * entries, one per direction. backend -> client: the reply entry rewrites
  * the source back to VIP:port and sends the frame out of the interface the
  * client's packets came in on, to the hop they came from, whatever the
- * routing table says (symmetric return). Everything else goes to the kernel.
+ * routing table says (symmetric return). A reply without state on a maglev
+ * listener is translated statelessly (lb_reply.h). Everything else goes to
+ * the kernel.
  */
 #include "common.h"
 #include "parse.h"
@@ -18,6 +20,7 @@
 #include "lb_sched.h"
 #include "lb_limit.h"
 #include "lb_flood.h"
+#include "lb_reply.h"
 #include "nat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -475,6 +478,11 @@ int xlb_lb(struct xdp_md *ctx)
 		}
 		return new_flow(ctx, &pkt, &k, l, lid, now);
 	}
+
+	/* Before the snat pools: a backend may also be one of their sources. */
+	int rv = stateless_reply(ctx, &pkt, &k, now);
+	if (rv != REPLY_NONE)
+		return rv;
 
 	int nv = nat_new_flow(ctx, &pkt, &k, tcp_flags(&pkt, end), now);
 	if (nv == NAT_FORWARD) {

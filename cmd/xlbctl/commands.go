@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
 	"github.com/xlbproject/xlb/controlplane/client"
@@ -74,6 +75,9 @@ func cmdApply(c *cmdContext) func([]string) error {
 		if err != nil {
 			return err
 		}
+		if c.nodes != "" {
+			return c.applyNodes(cfg, *expect, *comment)
+		}
 		return c.withClient(func(ctx context.Context, cl *client.Client) error {
 			resp, err := cl.Apply(ctx, &xlbv1.ApplyRequest{Config: cfg, ExpectedVersion: *expect, Comment: *comment})
 			if err != nil {
@@ -82,6 +86,31 @@ func cmdApply(c *cmdContext) func([]string) error {
 			return c.printApply(resp)
 		})
 	}
+}
+
+// errNodesFailed is the exit status of an apply that failed on a node; the
+// report already says where and why.
+var errNodesFailed = errors.New("failed on some nodes")
+
+// applyNodes is apply --nodes: one configuration, a result per node.
+func (c *cmdContext) applyNodes(cfg *xlbv1.Config, expect uint64, comment string) error {
+	nodes, err := client.ParseNodes(c.nodes, c.Options)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	// One --timeout for each node's calls.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(nodes))*c.timeout)
+	defer cancel()
+	res := client.ApplyNodes(ctx, nodes, cfg, expect, comment)
+	if err := c.printNodes(res); err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return errNodesFailed
+		}
+	}
+	return nil
 }
 
 func cmdGet(c *cmdContext) func([]string) error {

@@ -23,7 +23,9 @@ Usage:
 
 Commands:
   apply -f FILE [--expect-version N] [--comment TEXT]
-                                  validate and apply a configuration file as the next version
+                                  validate and apply a configuration file as the next version;
+                                  with --nodes, on every node (each keeps its own node section,
+                                  and expects the version it has unless --expect-version)
   get [--version N]               the running (or a kept) configuration; -o json for all of
                                   it, -o yaml for a file apply -f takes (keys left out: kept)
   versions                        the kept versions, newest first
@@ -44,6 +46,8 @@ Commands:
 Flags (before or after the command):
   --socket PATH      xlbd's unix socket (default /run/xlb/xlb.sock)
   --addr HOST:PORT   a TCP control listener instead (mutual TLS: --cert, --key, --ca)
+  --nodes A,B,...    apply to several nodes: each a socket path (or unix://PATH) or HOST:PORT;
+                     a report per node, exit 1 if any failed
   --cert, --key      client certificate and key; --ca: the CA of xlbd's certificate
   --server-name      the name in xlbd's certificate (default: the --addr host)
   -o table|json      output format (default table; get also takes yaml)
@@ -55,11 +59,13 @@ type common struct {
 	client.Options
 	output  string
 	timeout time.Duration
+	nodes   string // --nodes: several xlbd (apply only)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Socket, "socket", c.Socket, "xlbd's unix socket")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "TCP control listener HOST:PORT (mutual TLS)")
+	fs.StringVar(&c.nodes, "nodes", c.nodes, "several nodes (apply): socket paths or HOST:PORT, comma-separated")
 	fs.StringVar(&c.CertFile, "cert", c.CertFile, "client certificate (PEM)")
 	fs.StringVar(&c.KeyFile, "key", c.KeyFile, "client private key (PEM)")
 	fs.StringVar(&c.CAFile, "ca", c.CAFile, "CA of xlbd's certificate (PEM)")
@@ -117,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case cm.output == "yaml" && name != "get":
 		fmt.Fprintln(stderr, "xlbctl: -o yaml: only get writes YAML (a file apply -f takes)")
+		return 2
+	case cm.nodes != "" && name != "apply":
+		fmt.Fprintf(stderr, "xlbctl %s: --nodes: only apply runs on several nodes\n", name)
 		return 2
 	case cm.output != "table" && cm.output != "json" && cm.output != "yaml":
 		fmt.Fprintf(stderr, "xlbctl: -o %q: want table or json (or yaml for get)\n", cm.output)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	xlbv1 "github.com/xlbproject/xlb/controlplane/api/xlb/v1"
+	"github.com/xlbproject/xlb/controlplane/client"
 )
 
 func printJSON(w io.Writer, m proto.Message) error {
@@ -60,6 +62,45 @@ func (c *cmdContext) printApply(resp *xlbv1.ApplyResponse) error {
 			fmt.Fprintf(c.stdout, "- %s\n", ch.GetPath())
 		default:
 			fmt.Fprintf(c.stdout, "~ %s: %s -> %s\n", ch.GetPath(), clip(ch.GetOldValue()), clip(ch.GetNewValue()))
+		}
+	}
+	return nil
+}
+
+// printNodes reports apply --nodes: a line per node (and, in the table,
+// what changed there).
+func (c *cmdContext) printNodes(res []client.NodeResult) error {
+	if c.output == "json" {
+		type node struct {
+			Node    string `json:"node"`
+			Name    string `json:"name,omitempty"`
+			Version uint64 `json:"version"`
+			Changes int    `json:"changes"`
+			Error   string `json:"error,omitempty"`
+		}
+		out := make([]node, len(res))
+		for i, r := range res {
+			out[i] = node{Node: r.Node, Name: r.Name, Version: r.Version, Changes: len(r.Changes)}
+			if r.Err != nil {
+				out[i].Error = client.Describe(r.Err)
+			}
+		}
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"nodes": out})
+	}
+	for _, r := range res {
+		who := r.Node
+		if r.Name != "" {
+			who += " (" + r.Name + ")"
+		}
+		switch {
+		case r.Err != nil:
+			fmt.Fprintf(c.stdout, "%s: FAILED: %s\n", who, client.Describe(r.Err))
+		case len(r.Changes) == 0:
+			fmt.Fprintf(c.stdout, "%s: ok, version %d: no changes\n", who, r.Version)
+		default:
+			fmt.Fprintf(c.stdout, "%s: ok, version %d applied (%d changes)\n", who, r.Version, len(r.Changes))
 		}
 	}
 	return nil

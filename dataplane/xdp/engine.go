@@ -353,6 +353,7 @@ func (ch *Change) Commit() {
 			e.log.Error("xdp: writing listener", zap.String("listener", cfg.Name), zap.Error(err))
 		}
 	}
+	e.writeReplies()
 	e.gcBackends()
 	if err := e.writeFloods(ch.floods); err != nil {
 		e.log.Error("xdp: writing flood protection", zap.Error(err))

@@ -275,6 +275,14 @@ type lbPersistVal struct {
 	Pad      uint32
 }
 
+type lbReplyKey struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
 type lbSvcKey struct {
 	_     structs.HostLayout
 	Vip   uint32
@@ -287,46 +295,48 @@ type lbSvcKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbMapAcl           = "acl"
-	lbMapActive        = "active"
-	lbMapBackendStats  = "backend_stats"
-	lbMapBackends      = "backends"
-	lbMapBwBuckets     = "bw_buckets"
-	lbMapEligible      = "eligible"
-	lbMapFloodCounters = "flood_counters"
-	lbMapFloodExempt   = "flood_exempt"
-	lbMapFloodOn       = "flood_on"
-	lbMapFloodSources  = "flood_sources"
-	lbMapFloodStates   = "flood_states"
-	lbMapFloodTotals   = "flood_totals"
-	lbMapFloodVips     = "flood_vips"
-	lbMapFlows         = "flows"
-	lbMapGlobalStats   = "global_stats"
-	lbMapLbClosed      = "lb_closed"
-	lbMapLbLimits      = "lb_limits"
-	lbMapLbState       = "lb_state"
-	lbMapLimitStats    = "limit_stats"
-	lbMapListenerStats = "listener_stats"
-	lbMapListeners     = "listeners"
-	lbMapNatCounters   = "nat_counters"
-	lbMapNatCursor     = "nat_cursor"
-	lbMapNatEipPublic  = "nat_eip_public"
-	lbMapNatEips       = "nat_eips"
-	lbMapNatEpoch      = "nat_epoch"
-	lbMapNatFailures   = "nat_failures"
-	lbMapNatHosts      = "nat_hosts"
-	lbMapNatOn         = "nat_on"
-	lbMapNatPools      = "nat_pools"
-	lbMapNatPrivnets   = "nat_privnets"
-	lbMapNatScratch    = "nat_scratch"
-	lbMapNatSpares     = "nat_spares"
-	lbMapNatUplinks    = "nat_uplinks"
-	lbMapPersist       = "persist"
-	lbMapRings         = "rings"
-	lbMapRrCursor      = "rr_cursor"
-	lbMapServices      = "services"
-	lbProgXlbLb        = "xlb_lb"
-	lbProgXlbPass      = "xlb_pass"
+	lbMapAcl              = "acl"
+	lbMapActive           = "active"
+	lbMapBackendStats     = "backend_stats"
+	lbMapBackends         = "backends"
+	lbMapBwBuckets        = "bw_buckets"
+	lbMapEligible         = "eligible"
+	lbMapFloodCounters    = "flood_counters"
+	lbMapFloodExempt      = "flood_exempt"
+	lbMapFloodOn          = "flood_on"
+	lbMapFloodSources     = "flood_sources"
+	lbMapFloodStates      = "flood_states"
+	lbMapFloodTotals      = "flood_totals"
+	lbMapFloodVips        = "flood_vips"
+	lbMapFlows            = "flows"
+	lbMapGlobalStats      = "global_stats"
+	lbMapLbClosed         = "lb_closed"
+	lbMapLbLimits         = "lb_limits"
+	lbMapLbState          = "lb_state"
+	lbMapLimitStats       = "limit_stats"
+	lbMapListenerStats    = "listener_stats"
+	lbMapListeners        = "listeners"
+	lbMapNatCounters      = "nat_counters"
+	lbMapNatCursor        = "nat_cursor"
+	lbMapNatEipPublic     = "nat_eip_public"
+	lbMapNatEips          = "nat_eips"
+	lbMapNatEpoch         = "nat_epoch"
+	lbMapNatFailures      = "nat_failures"
+	lbMapNatHosts         = "nat_hosts"
+	lbMapNatOn            = "nat_on"
+	lbMapNatPools         = "nat_pools"
+	lbMapNatPrivnets      = "nat_privnets"
+	lbMapNatScratch       = "nat_scratch"
+	lbMapNatSpares        = "nat_spares"
+	lbMapNatUplinks       = "nat_uplinks"
+	lbMapPersist          = "persist"
+	lbMapReplies          = "replies"
+	lbMapRings            = "rings"
+	lbMapRrCursor         = "rr_cursor"
+	lbMapServices         = "services"
+	lbMapStatelessReplies = "stateless_replies"
+	lbProgXlbLb           = "xlb_lb"
+	lbProgXlbPass         = "xlb_pass"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -379,44 +389,46 @@ type lbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
-	Acl           *ebpf.MapSpec `ebpf:"acl"`
-	Active        *ebpf.MapSpec `ebpf:"active"`
-	BackendStats  *ebpf.MapSpec `ebpf:"backend_stats"`
-	Backends      *ebpf.MapSpec `ebpf:"backends"`
-	BwBuckets     *ebpf.MapSpec `ebpf:"bw_buckets"`
-	Eligible      *ebpf.MapSpec `ebpf:"eligible"`
-	FloodCounters *ebpf.MapSpec `ebpf:"flood_counters"`
-	FloodExempt   *ebpf.MapSpec `ebpf:"flood_exempt"`
-	FloodOn       *ebpf.MapSpec `ebpf:"flood_on"`
-	FloodSources  *ebpf.MapSpec `ebpf:"flood_sources"`
-	FloodStates   *ebpf.MapSpec `ebpf:"flood_states"`
-	FloodTotals   *ebpf.MapSpec `ebpf:"flood_totals"`
-	FloodVips     *ebpf.MapSpec `ebpf:"flood_vips"`
-	Flows         *ebpf.MapSpec `ebpf:"flows"`
-	GlobalStats   *ebpf.MapSpec `ebpf:"global_stats"`
-	LbClosed      *ebpf.MapSpec `ebpf:"lb_closed"`
-	LbLimits      *ebpf.MapSpec `ebpf:"lb_limits"`
-	LbState       *ebpf.MapSpec `ebpf:"lb_state"`
-	LimitStats    *ebpf.MapSpec `ebpf:"limit_stats"`
-	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
-	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
-	NatCounters   *ebpf.MapSpec `ebpf:"nat_counters"`
-	NatCursor     *ebpf.MapSpec `ebpf:"nat_cursor"`
-	NatEipPublic  *ebpf.MapSpec `ebpf:"nat_eip_public"`
-	NatEips       *ebpf.MapSpec `ebpf:"nat_eips"`
-	NatEpoch      *ebpf.MapSpec `ebpf:"nat_epoch"`
-	NatFailures   *ebpf.MapSpec `ebpf:"nat_failures"`
-	NatHosts      *ebpf.MapSpec `ebpf:"nat_hosts"`
-	NatOn         *ebpf.MapSpec `ebpf:"nat_on"`
-	NatPools      *ebpf.MapSpec `ebpf:"nat_pools"`
-	NatPrivnets   *ebpf.MapSpec `ebpf:"nat_privnets"`
-	NatScratch    *ebpf.MapSpec `ebpf:"nat_scratch"`
-	NatSpares     *ebpf.MapSpec `ebpf:"nat_spares"`
-	NatUplinks    *ebpf.MapSpec `ebpf:"nat_uplinks"`
-	Persist       *ebpf.MapSpec `ebpf:"persist"`
-	Rings         *ebpf.MapSpec `ebpf:"rings"`
-	RrCursor      *ebpf.MapSpec `ebpf:"rr_cursor"`
-	Services      *ebpf.MapSpec `ebpf:"services"`
+	Acl              *ebpf.MapSpec `ebpf:"acl"`
+	Active           *ebpf.MapSpec `ebpf:"active"`
+	BackendStats     *ebpf.MapSpec `ebpf:"backend_stats"`
+	Backends         *ebpf.MapSpec `ebpf:"backends"`
+	BwBuckets        *ebpf.MapSpec `ebpf:"bw_buckets"`
+	Eligible         *ebpf.MapSpec `ebpf:"eligible"`
+	FloodCounters    *ebpf.MapSpec `ebpf:"flood_counters"`
+	FloodExempt      *ebpf.MapSpec `ebpf:"flood_exempt"`
+	FloodOn          *ebpf.MapSpec `ebpf:"flood_on"`
+	FloodSources     *ebpf.MapSpec `ebpf:"flood_sources"`
+	FloodStates      *ebpf.MapSpec `ebpf:"flood_states"`
+	FloodTotals      *ebpf.MapSpec `ebpf:"flood_totals"`
+	FloodVips        *ebpf.MapSpec `ebpf:"flood_vips"`
+	Flows            *ebpf.MapSpec `ebpf:"flows"`
+	GlobalStats      *ebpf.MapSpec `ebpf:"global_stats"`
+	LbClosed         *ebpf.MapSpec `ebpf:"lb_closed"`
+	LbLimits         *ebpf.MapSpec `ebpf:"lb_limits"`
+	LbState          *ebpf.MapSpec `ebpf:"lb_state"`
+	LimitStats       *ebpf.MapSpec `ebpf:"limit_stats"`
+	ListenerStats    *ebpf.MapSpec `ebpf:"listener_stats"`
+	Listeners        *ebpf.MapSpec `ebpf:"listeners"`
+	NatCounters      *ebpf.MapSpec `ebpf:"nat_counters"`
+	NatCursor        *ebpf.MapSpec `ebpf:"nat_cursor"`
+	NatEipPublic     *ebpf.MapSpec `ebpf:"nat_eip_public"`
+	NatEips          *ebpf.MapSpec `ebpf:"nat_eips"`
+	NatEpoch         *ebpf.MapSpec `ebpf:"nat_epoch"`
+	NatFailures      *ebpf.MapSpec `ebpf:"nat_failures"`
+	NatHosts         *ebpf.MapSpec `ebpf:"nat_hosts"`
+	NatOn            *ebpf.MapSpec `ebpf:"nat_on"`
+	NatPools         *ebpf.MapSpec `ebpf:"nat_pools"`
+	NatPrivnets      *ebpf.MapSpec `ebpf:"nat_privnets"`
+	NatScratch       *ebpf.MapSpec `ebpf:"nat_scratch"`
+	NatSpares        *ebpf.MapSpec `ebpf:"nat_spares"`
+	NatUplinks       *ebpf.MapSpec `ebpf:"nat_uplinks"`
+	Persist          *ebpf.MapSpec `ebpf:"persist"`
+	Replies          *ebpf.MapSpec `ebpf:"replies"`
+	Rings            *ebpf.MapSpec `ebpf:"rings"`
+	RrCursor         *ebpf.MapSpec `ebpf:"rr_cursor"`
+	Services         *ebpf.MapSpec `ebpf:"services"`
+	StatelessReplies *ebpf.MapSpec `ebpf:"stateless_replies"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -445,44 +457,46 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
-	Acl           *ebpf.Map `ebpf:"acl"`
-	Active        *ebpf.Map `ebpf:"active"`
-	BackendStats  *ebpf.Map `ebpf:"backend_stats"`
-	Backends      *ebpf.Map `ebpf:"backends"`
-	BwBuckets     *ebpf.Map `ebpf:"bw_buckets"`
-	Eligible      *ebpf.Map `ebpf:"eligible"`
-	FloodCounters *ebpf.Map `ebpf:"flood_counters"`
-	FloodExempt   *ebpf.Map `ebpf:"flood_exempt"`
-	FloodOn       *ebpf.Map `ebpf:"flood_on"`
-	FloodSources  *ebpf.Map `ebpf:"flood_sources"`
-	FloodStates   *ebpf.Map `ebpf:"flood_states"`
-	FloodTotals   *ebpf.Map `ebpf:"flood_totals"`
-	FloodVips     *ebpf.Map `ebpf:"flood_vips"`
-	Flows         *ebpf.Map `ebpf:"flows"`
-	GlobalStats   *ebpf.Map `ebpf:"global_stats"`
-	LbClosed      *ebpf.Map `ebpf:"lb_closed"`
-	LbLimits      *ebpf.Map `ebpf:"lb_limits"`
-	LbState       *ebpf.Map `ebpf:"lb_state"`
-	LimitStats    *ebpf.Map `ebpf:"limit_stats"`
-	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
-	Listeners     *ebpf.Map `ebpf:"listeners"`
-	NatCounters   *ebpf.Map `ebpf:"nat_counters"`
-	NatCursor     *ebpf.Map `ebpf:"nat_cursor"`
-	NatEipPublic  *ebpf.Map `ebpf:"nat_eip_public"`
-	NatEips       *ebpf.Map `ebpf:"nat_eips"`
-	NatEpoch      *ebpf.Map `ebpf:"nat_epoch"`
-	NatFailures   *ebpf.Map `ebpf:"nat_failures"`
-	NatHosts      *ebpf.Map `ebpf:"nat_hosts"`
-	NatOn         *ebpf.Map `ebpf:"nat_on"`
-	NatPools      *ebpf.Map `ebpf:"nat_pools"`
-	NatPrivnets   *ebpf.Map `ebpf:"nat_privnets"`
-	NatScratch    *ebpf.Map `ebpf:"nat_scratch"`
-	NatSpares     *ebpf.Map `ebpf:"nat_spares"`
-	NatUplinks    *ebpf.Map `ebpf:"nat_uplinks"`
-	Persist       *ebpf.Map `ebpf:"persist"`
-	Rings         *ebpf.Map `ebpf:"rings"`
-	RrCursor      *ebpf.Map `ebpf:"rr_cursor"`
-	Services      *ebpf.Map `ebpf:"services"`
+	Acl              *ebpf.Map `ebpf:"acl"`
+	Active           *ebpf.Map `ebpf:"active"`
+	BackendStats     *ebpf.Map `ebpf:"backend_stats"`
+	Backends         *ebpf.Map `ebpf:"backends"`
+	BwBuckets        *ebpf.Map `ebpf:"bw_buckets"`
+	Eligible         *ebpf.Map `ebpf:"eligible"`
+	FloodCounters    *ebpf.Map `ebpf:"flood_counters"`
+	FloodExempt      *ebpf.Map `ebpf:"flood_exempt"`
+	FloodOn          *ebpf.Map `ebpf:"flood_on"`
+	FloodSources     *ebpf.Map `ebpf:"flood_sources"`
+	FloodStates      *ebpf.Map `ebpf:"flood_states"`
+	FloodTotals      *ebpf.Map `ebpf:"flood_totals"`
+	FloodVips        *ebpf.Map `ebpf:"flood_vips"`
+	Flows            *ebpf.Map `ebpf:"flows"`
+	GlobalStats      *ebpf.Map `ebpf:"global_stats"`
+	LbClosed         *ebpf.Map `ebpf:"lb_closed"`
+	LbLimits         *ebpf.Map `ebpf:"lb_limits"`
+	LbState          *ebpf.Map `ebpf:"lb_state"`
+	LimitStats       *ebpf.Map `ebpf:"limit_stats"`
+	ListenerStats    *ebpf.Map `ebpf:"listener_stats"`
+	Listeners        *ebpf.Map `ebpf:"listeners"`
+	NatCounters      *ebpf.Map `ebpf:"nat_counters"`
+	NatCursor        *ebpf.Map `ebpf:"nat_cursor"`
+	NatEipPublic     *ebpf.Map `ebpf:"nat_eip_public"`
+	NatEips          *ebpf.Map `ebpf:"nat_eips"`
+	NatEpoch         *ebpf.Map `ebpf:"nat_epoch"`
+	NatFailures      *ebpf.Map `ebpf:"nat_failures"`
+	NatHosts         *ebpf.Map `ebpf:"nat_hosts"`
+	NatOn            *ebpf.Map `ebpf:"nat_on"`
+	NatPools         *ebpf.Map `ebpf:"nat_pools"`
+	NatPrivnets      *ebpf.Map `ebpf:"nat_privnets"`
+	NatScratch       *ebpf.Map `ebpf:"nat_scratch"`
+	NatSpares        *ebpf.Map `ebpf:"nat_spares"`
+	NatUplinks       *ebpf.Map `ebpf:"nat_uplinks"`
+	Persist          *ebpf.Map `ebpf:"persist"`
+	Replies          *ebpf.Map `ebpf:"replies"`
+	Rings            *ebpf.Map `ebpf:"rings"`
+	RrCursor         *ebpf.Map `ebpf:"rr_cursor"`
+	Services         *ebpf.Map `ebpf:"services"`
+	StatelessReplies *ebpf.Map `ebpf:"stateless_replies"`
 }
 
 func (m *lbMaps) Close() error {
@@ -522,9 +536,11 @@ func (m *lbMaps) Close() error {
 		m.NatSpares,
 		m.NatUplinks,
 		m.Persist,
+		m.Replies,
 		m.Rings,
 		m.RrCursor,
 		m.Services,
+		m.StatelessReplies,
 	)
 }
 

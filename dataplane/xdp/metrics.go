@@ -42,7 +42,7 @@ var (
 func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descBytes, descNewFlows, descDropped, descActive,
 		descBPackets, descBBytes, descBFlows, descEntries, descCapacity, descExpired, descParse, descPassed,
-		descBwPkts, descBwBytes, descBwRate, descLimConns, descLimMax, descLimRate, descLimDrops} {
+		descBwPkts, descBwBytes, descBwRate, descLimConns, descLimMax, descLimRate, descLimDrops, descStateless} {
 		ch <- d
 	}
 	describeFlood(ch)
@@ -156,6 +156,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(entries))
 	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(e.objs.Flows.MaxEntries()))
 	counter(descExpired, expired)
+	e.collectStateless(ch, names)
 	e.collectLimits(ch, slots, limWritten, lbDrops)
 	e.collectFlood(ch)
 	e.collectNAT(ch)

@@ -29,11 +29,30 @@ type XDPLab struct {
 	// toBackends is the pass program on the switch's port facing the
 	// gateway, which a benchmark may swap for a counting sink.
 	toBackends link.Link
+	pinDirs    []string // PinDir's, cleaned by Close
+}
+
+// PinDir returns a pin directory (--bpffs) of its own for one of several
+// xlbd in the lab, such as one per gateway node; Close cleans it up too.
+func (x *XDPLab) PinDir(name string) string {
+	d := filepath.Join(x.mount, name)
+	x.pinDirs = append(x.pinDirs, d)
+	return d
 }
 
 // PrepareXDP readies lab (built with Topology.NoTxChecksum) for XDP on the
 // gateway of ClientGatewayBackends. Close undoes it.
 func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
+	return PrepareXDPPeers(lab, []Iface{{netlab.HostClient, netlab.IfaceClient}, {netlab.HostSwitch, netlab.HostGateway}})
+}
+
+// Iface is an interface of a lab host.
+type Iface struct{ Host, Name string }
+
+// PrepareXDPPeers mounts the lab's bpffs and attaches the pass program to
+// peers: the veth ends facing the interfaces xlbd attaches XDP to. The
+// first peer in the switch (sw) is the one SwapSwitchProgram replaces.
+func PrepareXDPPeers(lab *netlab.Lab, peers []Iface) (*XDPLab, error) {
 	dir, err := os.MkdirTemp("", "xlb-bpffs-")
 	if err != nil {
 		return nil, err
@@ -43,12 +62,12 @@ func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
 		return nil, fmt.Errorf("mounting a bpffs for the lab: %w", err)
 	}
 	x := &XDPLab{BPFFS: filepath.Join(dir, "xlb"), mount: dir}
-	for host, ifname := range map[string]string{netlab.HostClient: netlab.IfaceClient, netlab.HostSwitch: netlab.HostGateway} {
-		err := lab.Do(host, func() error {
-			l, err := xdp.AttachPass(ifname)
+	for _, p := range peers {
+		err := lab.Do(p.Host, func() error {
+			l, err := xdp.AttachPass(p.Name)
 			if err == nil {
 				x.closers = append(x.closers, l)
-				if host == netlab.HostSwitch {
+				if p.Host == netlab.HostSwitch && x.toBackends == nil {
 					x.toBackends = l
 				}
 			}
@@ -56,7 +75,7 @@ func PrepareXDP(lab *netlab.Lab) (*XDPLab, error) {
 		})
 		if err != nil {
 			_ = x.Close()
-			return nil, fmt.Errorf("%s/%s: %w", host, ifname, err)
+			return nil, fmt.Errorf("%s/%s: %w", p.Host, p.Name, err)
 		}
 	}
 	return x, nil
@@ -88,8 +107,10 @@ func (x *XDPLab) Close() error {
 	for _, c := range x.closers {
 		errs = append(errs, c.Close())
 	}
-	_, err := xdp.Cleanup(x.BPFFS)
-	errs = append(errs, err)
+	for _, d := range append([]string{x.BPFFS}, x.pinDirs...) {
+		_, err := xdp.Cleanup(d)
+		errs = append(errs, err)
+	}
 	errs = append(errs, unix.Unmount(x.mount, unix.MNT_DETACH))
 	errs = append(errs, os.Remove(x.mount))
 	return errors.Join(errs...)

@@ -112,3 +112,10 @@ func (x *Xlbd) Stop(grace time.Duration) error {
 	}
 	return x.err
 }
+
+// Kill stops xlbd at once (SIGKILL), as a crash would: nothing is
+// withdrawn or detached, and waits for it to exit.
+func (x *Xlbd) Kill() {
+	_ = x.cmd.Process.Kill()
+	<-x.done
+}
