@@ -118,7 +118,12 @@ func apply(t testing.TB, e *Engine, cfg Config) {
 }
 
 func (x *xdpLab) who(host, network string, port int) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	return x.whoWithin(host, network, port, 2*time.Second)
+}
+
+// whoWithin is who with its own timeout.
+func (x *xdpLab) whoWithin(host, network string, port int, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := x.lab.Dial(ctx, host, network, net.JoinHostPort(netlab.VIP, strconv.Itoa(port)))
 	if err != nil {
