@@ -328,21 +328,7 @@ func (p *probe) longestGap(kill, end time.Time) time.Duration {
 
 // steadyGap is the longest wait for an answer in the half second before
 // the kill: the lab's own jitter, to read the other figures against.
-func (p *probe) steadyGap(kill time.Time) time.Duration {
-	prev := kill.Add(-beforeKill / 2)
-	var gap time.Duration
-	for _, a := range p.answers {
-		if a.Before(prev) {
-			continue
-		}
-		if a.After(kill) {
-			break
-		}
-		gap = max(gap, a.Sub(prev))
-		prev = a
-	}
-	return max(gap, kill.Sub(prev))
-}
+func (p *probe) steadyGap(kill time.Time) time.Duration { return p.longestGap(kill, kill) }
 
 // recovered reports whether the flow was answered in its last second.
 func (p *probe) recovered(end time.Time) bool {

@@ -149,39 +149,52 @@ static __always_inline int send_to_hop(struct packet *pkt, void *data, void *end
 	return bpf_redirect(f->ifindex, 0);
 }
 
-/* send_routed looks the rewritten destination up in the kernel's FIB
- * (policy routing and neighbours included) and redirects there. An
- * unresolved neighbour sends this packet through the kernel, which
- * resolves it; the next packets take the fast path. */
+/* fib_route looks up where the kernel would send iph's packet if it came
+ * from src (policy routing and neighbours included). */
+static __always_inline long fib_route(struct xdp_md *ctx, const struct iphdr *iph, __be32 src,
+				      struct bpf_fib_lookup *fib)
+{
+	fib->family = AF_INET;
+	fib->tos = iph->tos;
+	fib->l4_protocol = iph->protocol;
+	fib->tot_len = bpf_ntohs(iph->tot_len);
+	fib->ipv4_src = src;
+	fib->ipv4_dst = iph->daddr;
+	fib->ifindex = ctx->ingress_ifindex;
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+/* send_fib acts on fib_route's answer rc: redirect to the next hop, or
+ * hand an unresolved neighbour (the kernel resolves it; the next packets
+ * take the fast path) or a missing route (the kernel answers with ICMP
+ * unreachable) to the kernel, with the reason set. */
+static __always_inline int send_fib(void *data, void *end, const struct bpf_fib_lookup *fib, long rc,
+				    __u32 *reason)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+		return bpf_redirect(fib->ifindex, 0);
+	}
+	*reason = rc == BPF_FIB_LKUP_RET_NO_NEIGH ? R_NO_NEIGH : R_FIB_FAIL;
+	return XDP_PASS;
+}
+
+/* send_routed routes the rewritten packet by its own addresses. */
 static __always_inline int send_routed(struct xdp_md *ctx, struct packet *pkt, void *data, void *end,
 				       __u32 *reason)
 {
-	struct ethhdr *eth = data;
 	struct iphdr *iph = pkt->l3;
 	struct bpf_fib_lookup fib = {};
 
-	if ((void *)(eth + 1) > end || (void *)(iph + 1) > end)
+	if ((void *)(iph + 1) > end)
 		return -1;
-	fib.family = AF_INET;
-	fib.tos = iph->tos;
-	fib.l4_protocol = iph->protocol;
-	fib.tot_len = bpf_ntohs(iph->tot_len);
-	fib.ipv4_src = iph->saddr;
-	fib.ipv4_dst = iph->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
-
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		return bpf_redirect(fib.ifindex, 0);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		*reason = R_NO_NEIGH;
-		return XDP_PASS;
-	}
-	*reason = R_FIB_FAIL;
-	return XDP_PASS; /* the kernel answers with ICMP unreachable */
+	long rc = fib_route(ctx, iph, iph->saddr, &fib);
+	return send_fib(data, end, &fib, rc, reason);
 }
 
 #endif /* XLB_LB_NAT_H */

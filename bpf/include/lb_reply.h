@@ -61,16 +61,8 @@ static __always_inline int stateless_reply(struct xdp_md *ctx, struct packet *pk
 	/* The route first, for the rewritten packet (only its source changes):
 	 * a reply to this node itself (its health checks, its own connections
 	 * to the backend) is no client's and goes to the kernel untouched. */
-	struct bpf_fib_lookup fib = {
-		.family = AF_INET,
-		.tos = iph->tos,
-		.l4_protocol = iph->protocol,
-		.tot_len = bpf_ntohs(iph->tot_len),
-		.ipv4_src = l->vip,
-		.ipv4_dst = iph->daddr,
-		.ifindex = ctx->ingress_ifindex,
-	};
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	struct bpf_fib_lookup fib = {};
+	long rc = fib_route(ctx, iph, l->vip, &fib);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return REPLY_NONE;
 	if (l->bw && !police(l->bw, BW_OUT, len, now))
@@ -92,23 +84,18 @@ static __always_inline int stateless_reply(struct xdp_md *ctx, struct packet *pk
 		s->pkts_out++;
 		s->bytes_out += len;
 	}
-	/* Verifier: the frame again, after the rewrite's helpers. */
-	eth = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	if ((void *)(eth + 1) > end)
+	/* Verifier: the frame again, after the rewrite's helpers. With an
+	 * unresolved neighbour the kernel resolves it (and drops this reply if
+	 * it refuses the VIP as a source from outside: the node's neighbour
+	 * towards its router is normally resolved by the routing daemon's own
+	 * traffic); the next packets come here. */
+	__u32 reason = R_MAX;
+	int v = send_fib((void *)(long)ctx->data, (void *)(long)ctx->data_end, &fib, rc, &reason);
+	if (v < 0)
 		return XDP_DROP;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/* The kernel resolves the neighbour; the next packets come here.
-		 * (It drops this one if it refuses the VIP as a source from
-		 * outside: the node's neighbour towards its router is normally
-		 * resolved by the routing daemon's own traffic.) */
-		if (s)
-			s->reasons[R_NO_NEIGH]++;
-		return XDP_PASS;
-	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	return bpf_redirect(fib.ifindex, 0);
+	if (s && reason < R_MAX) /* bounds the index for the verifier */
+		s->reasons[reason]++;
+	return v;
 }
 
 #endif /* XLB_LB_REPLY_H */

@@ -53,15 +53,8 @@ static __always_inline __u32 nat_proto_index(__u8 proto)
 static __always_inline int nat_destination_ok(struct xdp_md *ctx, struct iphdr *iph, __be32 src, int fixed)
 {
 	struct bpf_fib_lookup fib = {};
+	long rc = fib_route(ctx, iph, src, &fib);
 
-	fib.family = AF_INET;
-	fib.tos = iph->tos;
-	fib.l4_protocol = iph->protocol;
-	fib.tot_len = bpf_ntohs(iph->tot_len);
-	fib.ipv4_src = src;
-	fib.ipv4_dst = iph->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return 1;
 	return fixed && rc != BPF_FIB_LKUP_RET_NOT_FWDED;
