@@ -79,8 +79,9 @@ type Engine struct {
 	listeners map[netip.AddrPort]*listener
 	draining  atomic.Bool
 
-	conns tracker
-	wg    sync.WaitGroup // accept loops, h2 servers, janitor
+	conns     tracker
+	h2workers *streamWorkers
+	wg        sync.WaitGroup // accept loops, stream workers, janitors
 }
 
 // New returns an engine with no listeners; Drain stops it.
@@ -115,6 +116,7 @@ func New(reg prometheus.Registerer, log *zap.Logger, opts Options) (*Engine, err
 		return nil, fmt.Errorf("l7 metrics: %w", err)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.h2workers = newStreamWorkers(e.ctx.Done(), &e.wg)
 	e.wg.Add(2)
 	go e.janitor()
 	go e.tlsJanitor()
@@ -345,16 +347,12 @@ func (ch *Change) abortLocked() {
 	}
 }
 
-// serve starts the listener's accept loop and h2 server.
+// serve starts the listener's accept loop.
 func (e *Engine) serve(l *listener) {
-	e.wg.Add(2)
+	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.acceptLoop(l)
-	}()
-	go func() {
-		defer e.wg.Done()
-		l.h2.serve()
 	}()
 }
 

@@ -3,12 +3,9 @@ package l7
 import (
 	"context"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"sync/atomic"
 
 	"github.com/xlbproject/xlb/dataplane/limit"
 )
@@ -38,7 +35,7 @@ func (c *clientConn) handOffH2(head []byte) {
 // prefacedConn is a client connection handed to the h2 server with the
 // bytes the HTTP/1 reader had already taken from it.
 type prefacedConn struct {
-	net.Conn // TCP (h2c) or TLS (ALPN h2); never a *tls.Conn to net/http, so it speaks h2 by prior knowledge
+	net.Conn // TCP (h2c) or TLS (ALPN h2)
 	pending  []byte
 	client   netip.AddrPort
 	ip       []byte
@@ -59,135 +56,124 @@ func (p *prefacedConn) Read(b []byte) (int, error) {
 // closed ends the connection's active count once.
 func (p *prefacedConn) closed() {
 	p.once.Do(func() {
+		_ = p.Conn.Close()
 		p.lm.active.Dec()
 		p.lim.Release()
 	})
 }
 
-// chanListener feeds the h2 server the connections handed off to it.
-type chanListener struct {
-	addr net.Addr
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newChanListener(addr net.Addr) *chanListener {
-	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return l.addr }
-
-// offer hands c over; false once the listener is closed.
-func (l *chanListener) offer(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-// h2Server serves a listener's h2c connections with net/http's HTTP/2
-// server; requests go through the same routing, persistence, headers, gzip,
-// backends and metrics as HTTP/1.1.
+// h2Server serves a listener's HTTP/2 connections, h2c by prior knowledge
+// and TLS with ALPN h2, with xlb's own HTTP/2 (h2conn.go): requests go
+// through the same routing, persistence, headers, gzip, backends and
+// metrics as HTTP/1.1.
 type h2Server struct {
-	e   *Engine
-	l   *listener
-	srv *http.Server
-	ln  *chanListener
+	e *Engine
+	l *listener
 
-	mu       sync.Mutex
-	stopped  bool
-	handlers sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*h2Conn]struct{}
+	stopped bool
+	wg      sync.WaitGroup // connections, with their streams
 }
-
-type connCtxKey struct{}
 
 func (e *Engine) newH2Server(l *listener) *h2Server {
-	h := &h2Server{e: e, l: l, ln: newChanListener(net.TCPAddrFromAddrPort(l.addr))}
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	errLog, _ := zap.NewStdLogAt(e.log.Named("h2"), zapcore.DebugLevel)
-	h.srv = &http.Server{
-		Handler:   h,
-		Protocols: &protos,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connCtxKey{}, c)
-		},
-		ConnState: func(c net.Conn, s http.ConnState) {
-			if pc, ok := c.(*prefacedConn); ok && (s == http.StateClosed || s == http.StateHijacked) {
-				pc.closed()
-			}
-		},
-		// Frames no larger than the protocol's default: a client that sends
-		// bigger ones without being told it may is refused (FRAME_SIZE_ERROR).
-		HTTP2:          &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
-		IdleTimeout:    l.state.Load().cfg.Timeouts.Idle,
-		MaxHeaderBytes: MaxHeadBytes,
-		ErrorLog:       errLog,
-	}
-	return h
+	return &h2Server{e: e, l: l, conns: map[*h2Conn]struct{}{}}
 }
 
-func (h *h2Server) offer(c *prefacedConn) bool { return h.ln.offer(c) }
-
-func (h *h2Server) serve() { _ = h.srv.Serve(h.ln) }
+// offer serves pc on its own goroutine; false once the server has shut
+// down (pc is then the caller's to close).
+func (h *h2Server) offer(pc *prefacedConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	c := newH2Conn(h, pc)
+	h.conns[c] = struct{}{}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		c.serve()
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+	}()
+	return true
+}
 
 // shutdown sends GOAWAY, lets streams finish until ctx ends, closes what is
-// left and waits for every handler.
+// left and waits for every connection and stream.
 func (h *h2Server) shutdown(ctx context.Context) {
-	if err := h.srv.Shutdown(ctx); err != nil {
-		_ = h.srv.Close()
-	}
-	_ = h.ln.Close()
 	h.mu.Lock()
 	h.stopped = true
+	for c := range h.conns {
+		c.goAway(0)
+	}
 	h.mu.Unlock()
-	h.handlers.Wait()
-}
-
-func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
 	h.mu.Lock()
-	if h.stopped {
-		h.mu.Unlock()
-		writeErrorH2(w, http.StatusServiceUnavailable)
-		return
+	for c := range h.conns {
+		c.close()
 	}
-	h.handlers.Add(1)
 	h.mu.Unlock()
-	defer h.handlers.Done()
-	pc, _ := r.Context().Value(connCtxKey{}).(*prefacedConn)
-	if pc == nil {
-		writeErrorH2(w, http.StatusInternalServerError)
-		return
-	}
-	x := &h2Exchange{e: h.e, l: h.l, st: h.l.state.Load(), w: w, r: r, ip: pc.ip, proto: "h2"}
-	x.serve()
-	if x.abort {
-		// The backend failed inside the body: reset the stream so the
-		// client sees the answer is truncated.
-		panic(http.ErrAbortHandler)
+	<-done
+}
+
+// streamWorkers run HTTP/2 streams. A worker outlives its stream and takes
+// the next, so the stack a proxied request grows to is kept, not grown
+// again for every request; at most maxIdle wait, and all stop with the
+// engine.
+type streamWorkers struct {
+	next    chan streamJob
+	stop    <-chan struct{}
+	wg      *sync.WaitGroup
+	idle    atomic.Int32
+	maxIdle int32
+}
+
+type streamJob struct {
+	s        *h2Stream
+	tooLarge bool
+}
+
+func newStreamWorkers(stop <-chan struct{}, wg *sync.WaitGroup) *streamWorkers {
+	return &streamWorkers{next: make(chan streamJob), stop: stop, wg: wg, maxIdle: 256}
+}
+
+// run hands the stream to an idle worker, or starts one.
+func (w *streamWorkers) run(s *h2Stream, tooLarge bool) {
+	j := streamJob{s, tooLarge}
+	select {
+	case w.next <- j:
+	default:
+		w.wg.Add(1)
+		go w.work(j)
 	}
 }
 
-func writeErrorH2(w http.ResponseWriter, code int) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(errorBody(code)))
+func (w *streamWorkers) work(j streamJob) {
+	defer w.wg.Done()
+	for {
+		j.s.serve(j.tooLarge)
+		if w.idle.Add(1) > w.maxIdle {
+			w.idle.Add(-1)
+			return
+		}
+		select {
+		case j = <-w.next:
+			w.idle.Add(-1)
+		case <-w.stop:
+			w.idle.Add(-1)
+			return
+		}
+	}
 }

@@ -2,7 +2,7 @@ package l7
 
 import (
 	"bufio"
-	"context"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -15,15 +15,40 @@ import (
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
-// h2Exchange proxies one HTTP/2 request. The request is turned into the
-// same parsed form as an HTTP/1.1 one, so routing, persistence and the
-// backend request head are shared; the response goes out through net/http.
+// streamIO is the client side of one HTTP/2 or HTTP/3 request as the
+// exchange uses it: xlb's own HTTP/2 server and quic-go's HTTP/3 server
+// each provide one.
+type streamIO interface {
+	// addField adds a response field as the backend named it, addHeader
+	// one of xlb's; setHeader replaces the fields of that name;
+	// resetHeaders drops them all. None may be called after writeHeader.
+	addField(name, value []byte)
+	addHeader(name string, value []byte)
+	setHeader(name string, value []byte)
+	resetHeaders()
+	writeHeader(status int)
+	// Write sends response body bytes; flush pushes out what is buffered.
+	io.Writer
+	flush() error
+	// body is the request body, nil when it has none.
+	body() io.ReadCloser
+	// watch closes c if the client resets the stream or leaves, until
+	// unwatch, which reports whether that had not happened.
+	watch(c io.Closer)
+	unwatch() bool
+	// gone reports that the client reset the stream or left.
+	gone() bool
+}
+
+// h2Exchange proxies one HTTP/2 or HTTP/3 request. The request arrives in
+// the same parsed form as an HTTP/1.1 one, so routing, persistence and the
+// backend request head are shared; the response goes out through the
+// stream.
 type h2Exchange struct {
 	e  *Engine
 	l  *listener
 	st *listenerState
-	w  http.ResponseWriter
-	r  *http.Request
+	rw streamIO
 	ip []byte // the client's address as text
 	// proto is "h2" or "h3", for the access log.
 	proto string
@@ -36,14 +61,17 @@ type h2Exchange struct {
 	respBody body
 	bytesIn  atomic.Int64 // request body bytes (the pump adds)
 	bytesOut int64
+	body     io.ReadCloser // nil: no request body
+	num      [20]byte      // a Content-Length's digits
 	bodyRead atomic.Bool
 	abort    bool // the response was cut short: abort the stream
 }
 
 func (x *h2Exchange) serve() {
 	x.start = time.Now()
+	x.body = x.rw.body()
 	st := x.st
-	if !x.parse() {
+	if !x.valid() {
 		x.answer(http.StatusBadRequest, errBadRequest, "")
 		return
 	}
@@ -54,7 +82,7 @@ func (x *h2Exchange) serve() {
 	case !st.cfg.Limits.AllowRequest(x.e.now()):
 		x.answer(http.StatusServiceUnavailable, errRequests, "")
 		return
-	case x.r.Method == http.MethodConnect:
+	case string(x.req.method) == http.MethodConnect:
 		x.answer(http.StatusMethodNotAllowed, errBadRequest, "")
 		return
 	case st.cfg.RedirectHTTPS != nil:
@@ -75,7 +103,7 @@ func (x *h2Exchange) serve() {
 	}
 	buffered := x.req.framing == bodyNone
 	retryable := buffered && idempotent(x.req.method)
-	x.out = appendRequestHead(nil, st, &x.req, x.ip)
+	x.out = appendRequestHead(x.out[:0], st, &x.req, x.ip)
 	var exclude *pool.Backend
 	for attempt := 0; ; attempt++ {
 		b, u, err := x.e.pick(t.pool, prefer, exclude, x.e.now())
@@ -94,62 +122,49 @@ func (x *h2Exchange) serve() {
 	}
 }
 
-// parse turns the HTTP/2 request into the parsed HTTP/1.1 form.
-func (x *h2Exchange) parse() bool {
-	r := x.r
-	req := &x.req
-	req.method = []byte(r.Method)
-	req.target = []byte(r.RequestURI)
-	if len(req.target) == 0 || (req.target[0] != '/' && r.RequestURI != "*") {
+// valid checks what the HTTP/1.1 parser would: an origin-form target (or
+// "*") and a well-formed host.
+func (x *h2Exchange) valid() bool {
+	t := x.req.target
+	if len(t) == 0 || (t[0] != '/' && string(t) != "*") {
 		return false
 	}
-	req.path = req.target
-	for i, c := range req.target {
-		if c == '?' {
-			req.path = req.target[:i]
-			break
-		}
+	return validHost(x.req.host)
+}
+
+// setTarget sets the request's target and the path routing uses.
+func (r *request) setTarget(target []byte) {
+	r.target, r.path = target, target
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		r.path = target[:i]
 	}
-	req.minor = 1
-	req.host = []byte(r.Host)
-	if !validHost(req.host) {
-		return false
+}
+
+// appendCookie joins one more HTTP/2 or HTTP/3 cookie field into the one
+// HTTP/1.1 sends.
+func appendCookie(dst, v []byte) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, "; "...)
 	}
-	var cookies []byte
-	for name, vals := range r.Header {
-		nb := []byte(name)
-		kind := classify(nb)
-		if kind == hCookie {
-			// HTTP/2 may split cookies into several fields: one for HTTP/1.1.
-			for _, v := range vals {
-				if len(cookies) > 0 {
-					cookies = append(cookies, "; "...)
-				}
-				cookies = append(cookies, v...)
-			}
-			continue
-		}
-		for _, v := range vals {
-			req.hdrs = append(req.hdrs, header{name: nb, value: []byte(v), kind: kind})
-			if kind == hAcceptEncoding {
-				req.acceptGzip = req.acceptGzip || acceptsGzip([]byte(v))
-			}
-		}
+	return append(dst, v...)
+}
+
+// writeErrorStream answers with xlb's error page.
+func writeErrorStream(rw streamIO, code int) {
+	rw.setHeader("Content-Type", []byte("text/plain; charset=utf-8"))
+	rw.setHeader("Cache-Control", []byte("no-store"))
+	rw.writeHeader(code)
+	_, _ = rw.Write([]byte(errorBody(code)))
+}
+
+// addH2Field adds one HTTP/2 or HTTP/3 request field to the parsed form;
+// cookie fields, which those may split, are joined by the caller.
+func (r *request) addH2Field(name, value []byte) {
+	kind := classify(name)
+	r.hdrs = append(r.hdrs, header{name: name, value: value, kind: kind})
+	if kind == hAcceptEncoding {
+		r.acceptGzip = r.acceptGzip || acceptsGzip(value)
 	}
-	if cookies != nil {
-		req.hdrs = append(req.hdrs, header{name: []byte("Cookie"), value: cookies, kind: hCookie})
-	}
-	switch {
-	case r.Body == nil || r.Body == http.NoBody:
-		req.framing = bodyNone
-	case r.ContentLength > 0:
-		req.framing, req.contentLength = bodyLength, r.ContentLength
-	case r.ContentLength == 0:
-		req.framing = bodyNone
-	default:
-		req.framing = bodyChunked
-	}
-	return true
 }
 
 func (x *h2Exchange) answer(code, reason int, backend string) {
@@ -157,7 +172,7 @@ func (x *h2Exchange) answer(code, reason int, backend string) {
 		x.st.metrics.fail(reason)
 	}
 	x.st.metrics.request(code)
-	writeErrorH2(x.w, code)
+	writeErrorStream(x.rw, code)
 	x.bytesOut += int64(len(errorBody(code)))
 	x.finish(code, backend)
 }
@@ -173,8 +188,8 @@ func (x *h2Exchange) redirect() {
 	if rd.Port != 443 {
 		loc += ":" + strconv.Itoa(int(rd.Port))
 	}
-	x.w.Header().Set("Location", loc+x.r.RequestURI)
-	x.w.WriteHeader(rd.Status)
+	x.rw.setHeader("Location", append([]byte(loc), x.req.target...))
+	x.rw.writeHeader(rd.Status)
 	x.st.metrics.request(rd.Status)
 	x.finish(rd.Status, "")
 }
@@ -189,9 +204,9 @@ func (x *h2Exchange) finish(status int, backend string) {
 			zap.String("listener", x.st.cfg.Name),
 			zap.ByteString("client", x.ip),
 			zap.String("proto", x.proto),
-			zap.String("host", x.r.Host),
-			zap.String("method", x.r.Method),
-			zap.String("path", x.r.RequestURI),
+			zap.ByteString("host", x.req.host),
+			zap.ByteString("method", x.req.method),
+			zap.ByteString("path", x.req.target),
 			zap.Int("status", status),
 			zap.String("backend", backend),
 			zap.Duration("duration", time.Since(x.start)),
@@ -218,7 +233,8 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 		return exClose
 	}
 	// A client that resets the stream ends the backend exchange too.
-	stop := context.AfterFunc(x.r.Context(), func() { _ = bc.c.Close() })
+	x.rw.watch(bc.c)
+	stop := x.rw.unwatch
 	ustart := time.Now()
 	if _, err := bc.rs.Write(x.out); err != nil {
 		stop()
@@ -243,7 +259,7 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 			return true
 		}
 		if !x.bodyRead.Load() {
-			_ = x.r.Body.Close() // unblocks the pump's read
+			_ = x.body.Close() // unblocks the pump's read
 		}
 		_ = bc.c.SetWriteDeadline(time.Now().Add(time.Second))
 		err := <-pumpDone
@@ -261,7 +277,7 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 			stop()
 			bc.close()
 			waitPump()
-			if x.r.Context().Err() != nil {
+			if x.rw.gone() {
 				return exClose // the client left
 			}
 			if bc.reused && canRetry && isClosedBeforeResponse(err) {
@@ -296,14 +312,13 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 		return exClose
 	}
 
-	isHead := x.r.Method == http.MethodHead
+	isHead := string(x.req.method) == http.MethodHead
 	hasBody := resp.hasBody(isHead)
 	framing := bodyNone
 	if hasBody {
 		framing = resp.framing
 	}
 	x.respBody.init(&bc.rd, framing, resp.contentLength)
-	hdr := x.w.Header()
 	var sc *serverCookie
 	ps := st.persist
 	if ps.mode != PersistNone {
@@ -317,13 +332,13 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 		case f.kind == hSetCookie:
 			v, was := ps.appendSetCookieValue(nil, f.value, sc)
 			sawCookie = sawCookie || was
-			hdr.Add("Set-Cookie", string(v))
+			x.rw.addField(f.name, v)
 		default:
-			hdr.Add(string(f.name), string(f.value))
+			x.rw.addField(f.name, f.value)
 		}
 	}
 	if v, ok := ps.appendBinding(nil, sc, cs, prefer, id, app, sawCookie); ok {
-		hdr.Add("Set-Cookie", string(v))
+		x.rw.addHeader("Set-Cookie", v)
 	}
 	gz := gzipNo
 	var probe []byte
@@ -340,7 +355,7 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 			stop()
 			bc.close()
 			waitPump()
-			clear(hdr)
+			x.rw.resetHeaders()
 			e.passiveFail(st, u)
 			x.answer(http.StatusBadGateway, errBadGateway, id)
 			return exClose
@@ -348,20 +363,20 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 	}
 	switch {
 	case gz == gzipYes:
-		hdr.Set("Content-Encoding", "gzip")
+		x.rw.setHeader("Content-Encoding", []byte("gzip"))
 		if !resp.varyAE {
-			hdr.Add("Vary", "Accept-Encoding")
+			x.rw.addHeader("Vary", []byte("Accept-Encoding"))
 		}
 	case probed:
-		hdr.Set("Content-Length", strconv.Itoa(len(probe)))
+		x.rw.setHeader("Content-Length", strconv.AppendInt(x.num[:0], int64(len(probe)), 10))
 	case resp.framing == bodyLength && resp.status >= 200 && resp.status != 204:
-		hdr.Set("Content-Length", strconv.FormatInt(resp.contentLength, 10))
+		x.rw.setHeader("Content-Length", strconv.AppendInt(x.num[:0], resp.contentLength, 10))
 	}
 	if st.altSvc != nil {
-		hdr.Set("Alt-Svc", st.altSvcValue())
+		x.rw.setHeader("Alt-Svc", []byte(st.altSvcValue()))
 	}
-	x.w.WriteHeader(resp.status)
-	cw := &countWriter{w: x.w}
+	x.rw.writeHeader(resp.status)
+	cw := &countWriter{w: x.rw}
 	var werr, rerr error
 	if hasBody {
 		switch {
@@ -402,7 +417,7 @@ func (x *h2Exchange) exchange(u *upstream, canRetry, buffered bool, cs cookieSta
 // countWriter counts and flushes: a response with no more bytes waiting at
 // the backend is pushed out, so streams stream.
 type countWriter struct {
-	w http.ResponseWriter
+	w streamIO
 	n int64
 }
 
@@ -412,7 +427,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *countWriter) flush() error { return http.NewResponseController(c.w).Flush() }
+func (c *countWriter) flush() error { return c.w.flush() }
 
 func (x *h2Exchange) copyBody(dst io.Writer, cw *countWriter, buf []byte, bc *backendConn) (werr, rerr error) {
 	idle := x.st.cfg.Timeouts.Idle
@@ -458,7 +473,7 @@ func (x *h2Exchange) pump(bc *backendConn, done chan<- error) {
 	bw := bufio.NewWriterSize(bc.c, writerBuf)
 	var sent int64
 	for {
-		n, rerr := x.r.Body.Read(buf)
+		n, rerr := x.body.Read(buf)
 		x.bytesIn.Add(int64(n))
 		sent += int64(n)
 		if errors.Is(rerr, io.EOF) || (!chunked && sent >= x.req.contentLength && rerr == nil) {

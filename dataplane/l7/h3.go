@@ -2,6 +2,7 @@ package l7
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -96,7 +97,7 @@ func (h *h3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
-		writeErrorH2(w, http.StatusServiceUnavailable)
+		writeErrorStream(&h3Stream{w: w, r: r}, http.StatusServiceUnavailable)
 		return
 	}
 	h.handlers.Add(1)
@@ -104,7 +105,7 @@ func (h *h3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.handlers.Done()
 	peer, _ := r.Context().Value(h3PeerKey{}).(*h3Peer)
 	if peer == nil {
-		writeErrorH2(w, http.StatusInternalServerError)
+		writeErrorStream(&h3Stream{w: w, r: r}, http.StatusInternalServerError)
 		return
 	}
 	if r.ContentLength < 0 && bodiless(r.Method) {
@@ -113,7 +114,8 @@ func (h *h3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// END_STREAM).
 		r.Body = http.NoBody
 	}
-	x := &h2Exchange{e: h.e, l: h.l, st: h.l.state.Load(), w: w, r: r, ip: peer.ip, proto: "h3"}
+	x := &h2Exchange{e: h.e, l: h.l, st: h.l.state.Load(), rw: &h3Stream{w: w, r: r}, ip: peer.ip, proto: "h3"}
+	x.req.fromHTTP(r)
 	x.serve()
 	if x.abort {
 		panic(http.ErrAbortHandler)
@@ -139,4 +141,69 @@ func (h *h3Server) shutdown(ctx context.Context) {
 	h.stopped = true
 	h.mu.Unlock()
 	h.handlers.Wait()
+}
+
+// h3Stream is an HTTP/3 request as quic-go's server hands it over.
+type h3Stream struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	stop func() bool
+}
+
+func (s *h3Stream) addField(name, value []byte) { s.w.Header().Add(string(name), string(value)) }
+func (s *h3Stream) addHeader(name string, value []byte) {
+	s.w.Header().Add(name, string(value))
+}
+func (s *h3Stream) setHeader(name string, value []byte) {
+	s.w.Header().Set(name, string(value))
+}
+func (s *h3Stream) resetHeaders()               { clear(s.w.Header()) }
+func (s *h3Stream) writeHeader(status int)      { s.w.WriteHeader(status) }
+func (s *h3Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *h3Stream) flush() error                { return http.NewResponseController(s.w).Flush() }
+
+func (s *h3Stream) body() io.ReadCloser {
+	if s.r.Body == nil || s.r.Body == http.NoBody || s.r.ContentLength == 0 {
+		return nil
+	}
+	return s.r.Body
+}
+
+func (s *h3Stream) watch(c io.Closer) {
+	s.stop = context.AfterFunc(s.r.Context(), func() { _ = c.Close() })
+}
+
+func (s *h3Stream) unwatch() bool { return s.stop() }
+func (s *h3Stream) gone() bool    { return s.r.Context().Err() != nil }
+
+// fromHTTP fills the parsed form from net/http's.
+func (r *request) fromHTTP(hr *http.Request) {
+	r.method = []byte(hr.Method)
+	r.setTarget([]byte(hr.RequestURI))
+	r.minor = 1
+	r.host = []byte(hr.Host)
+	var cookies []byte
+	for name, vals := range hr.Header {
+		nb := []byte(name)
+		if classify(nb) == hCookie {
+			for _, v := range vals {
+				cookies = appendCookie(cookies, []byte(v))
+			}
+			continue
+		}
+		for _, v := range vals {
+			r.addH2Field(nb, []byte(v))
+		}
+	}
+	if cookies != nil {
+		r.addH2Field([]byte("Cookie"), cookies)
+	}
+	switch {
+	case hr.Body == nil || hr.Body == http.NoBody || hr.ContentLength == 0:
+		r.framing = bodyNone
+	case hr.ContentLength > 0:
+		r.framing, r.contentLength = bodyLength, hr.ContentLength
+	default:
+		r.framing = bodyChunked
+	}
 }

@@ -1,0 +1,131 @@
+package l7
+
+import (
+	"errors"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2Block decodes a request's header block, a HEADERS frame and its
+// CONTINUATIONs, with the connection's HPACK decoder (RFC 7541) into
+// buffers kept for the next block: fields are offsets into one arena.
+// It checks what RFC 9113 §8.2 asks of every field; fromFields checks the
+// request's meaning.
+type h2Block struct {
+	dec *hpack.Decoder
+
+	stream  uint32
+	end     bool // END_STREAM on the HEADERS
+	prio    http2.PriorityParam
+	hasPrio bool
+
+	fields     []h2BlockField
+	arena      []byte
+	remain     uint32 // header list bytes still allowed (SETTINGS_MAX_HEADER_LIST_SIZE)
+	sawRegular bool
+	truncated  bool  // over the list size: answered 431
+	invalid    error // a malformed field: the stream is reset
+}
+
+// h2BlockField is one decoded field: name at arena[start:mid], value at
+// arena[mid:end].
+type h2BlockField struct{ start, mid, end int }
+
+func newH2Block() *h2Block {
+	b := &h2Block{}
+	b.dec = hpack.NewDecoder(4096, b.emit)
+	b.dec.SetMaxStringLength(MaxHeadBytes)
+	return b
+}
+
+func (b *h2Block) name(f h2BlockField) []byte  { return b.arena[f.start:f.mid:f.mid] }
+func (b *h2Block) value(f h2BlockField) []byte { return b.arena[f.mid:f.end:f.end] }
+
+// start begins the block of a HEADERS frame.
+func (b *h2Block) start(f *http2.HeadersFrame) {
+	b.stream, b.end = f.StreamID, f.StreamEnded()
+	b.prio, b.hasPrio = f.Priority, f.HasPriority()
+	b.fields, b.arena = b.fields[:0], b.arena[:0]
+	b.remain = MaxHeadBytes
+	b.sawRegular, b.truncated, b.invalid = false, false, nil
+	b.dec.SetEmitEnabled(true)
+}
+
+var (
+	errPseudoAfterRegular = errors.New("pseudo-header field after a regular one")
+	errBadFieldName       = errors.New("invalid header field name")
+	errBadFieldValue      = errors.New("invalid header field value")
+)
+
+// emit takes one decoded field; after a malformed one or past the size
+// limit the rest are decoded (the HPACK state must advance) but dropped.
+func (b *h2Block) emit(hf hpack.HeaderField) {
+	switch {
+	case !httpguts.ValidHeaderFieldValue(hf.Value):
+		b.invalid = errBadFieldValue
+	case strings.HasPrefix(hf.Name, ":"):
+		if b.sawRegular {
+			b.invalid = errPseudoAfterRegular
+		}
+	default:
+		b.sawRegular = true
+		if !validWireName(hf.Name) {
+			b.invalid = errBadFieldName
+		}
+	}
+	if b.invalid != nil {
+		b.dec.SetEmitEnabled(false)
+		return
+	}
+	if size := hf.Size(); size > b.remain {
+		b.truncated, b.remain = true, 0
+		b.dec.SetEmitEnabled(false)
+		return
+	} else {
+		b.remain -= size
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, hf.Name...)
+	mid := len(b.arena)
+	b.arena = append(b.arena, hf.Value...)
+	b.fields = append(b.fields, h2BlockField{start, mid, len(b.arena)})
+}
+
+// write decodes one fragment; an error is the connection's (RFC 9113
+// §4.3: a block that cannot be decoded leaves the HPACK state unknown).
+// A CONTINUATION of a block already refused is not decoded: its sender
+// is closed off, as x/net's server does.
+func (b *h2Block) write(frag []byte, continuation bool) error {
+	if continuation && (b.truncated || b.invalid != nil) {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if _, err := b.dec.Write(frag); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	return nil
+}
+
+// finish ends the block.
+func (b *h2Block) finish() error {
+	if err := b.dec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	return nil
+}
+
+// validWireName is a lower-case token (RFC 9113 §8.2.1).
+func validWireName(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 0x80 || !httpguts.IsTokenRune(rune(c)) || ('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
