@@ -104,12 +104,9 @@ func (h *h2Server) offer(pc *prefacedConn) bool {
 // shutdown sends GOAWAY, lets streams finish until ctx ends, closes what is
 // left and waits for every connection and stream.
 func (h *h2Server) shutdown(ctx context.Context) {
-	h.mu.Lock()
-	h.stopped = true
-	for c := range h.conns {
-		c.goAway(0)
+	for _, c := range h.stop() {
+		c.goAway(0) // outside h.mu: it may wait on a slow client's socket
 	}
-	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
@@ -120,12 +117,22 @@ func (h *h2Server) shutdown(ctx context.Context) {
 		return
 	case <-ctx.Done():
 	}
-	h.mu.Lock()
-	for c := range h.conns {
+	for _, c := range h.stop() {
 		c.close()
 	}
-	h.mu.Unlock()
 	<-done
+}
+
+// stop refuses new connections and returns the open ones.
+func (h *h2Server) stop() []*h2Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	cs := make([]*h2Conn, 0, len(h.conns))
+	for c := range h.conns {
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 // streamWorkers run HTTP/2 streams. A worker outlives its stream and takes

@@ -87,11 +87,13 @@ func (c *h2Conn) serve() {
 	c.recvWin.Store(h2ConnWin)
 	// The client's SETTINGS comes first (RFC 9113 §3.4).
 	f, err := c.fr.ReadFrame()
-	if sf, ok := f.(*http2.SettingsFrame); err != nil || !ok || sf.IsAck() {
-		if err == nil {
-			st.metrics.fail(errBadRequest)
-			c.goAway(http2.ErrCodeProtocol)
-		}
+	if err != nil {
+		c.readError(err)
+		return
+	}
+	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		st.metrics.fail(errBadRequest)
+		c.goAway(http2.ErrCodeProtocol)
 		return
 	} else if !c.onSettings(sf) {
 		return
@@ -284,7 +286,7 @@ func (c *h2Conn) onReset(f *http2.RSTStreamFrame) bool {
 		}
 		return true
 	}
-	c.cancel(s, true)
+	c.cancel(s)
 	return true
 }
 
@@ -419,17 +421,18 @@ func (c *h2Conn) wakeLocked() {
 	}
 }
 
-// resetStream sends RST_STREAM and ends the stream's work, if it has any.
+// resetStream ends the stream's work, if it has any, and sends
+// RST_STREAM: in that order, so that no frame of the stream follows it.
 func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
-	c.w.queue(func(b []byte) []byte { return appendRSTStream(b, id, code) })
 	if s, _ := c.stream(id); s != nil {
-		c.cancel(s, false)
+		c.cancel(s)
 	}
+	c.w.queue(func(b []byte) []byte { return appendRSTStream(b, id, code) })
 }
 
 // cancel ends a stream: the body reader and the backend exchange stop,
 // windows waits end, and the stream leaves the table.
-func (c *h2Conn) cancel(s *h2Stream, fromClient bool) {
+func (c *h2Conn) cancel(s *h2Stream) {
 	c.mu.Lock()
 	s.reset.Store(true)
 	s.remoteDone = true
@@ -497,7 +500,7 @@ func (c *h2Conn) finish() {
 	}
 	c.mu.Unlock()
 	for _, s := range ss {
-		c.cancel(s, false)
+		c.cancel(s)
 	}
 	c.w.mu.Lock()
 	c.w.failLocked(errH2Closed)

@@ -413,3 +413,38 @@ func TestH2FrameEncoding(t *testing.T) {
 		t.Errorf("window update keeps the reserved bit: %x", got)
 	}
 }
+
+// TestH2StalledWindowResets gives the proxy no window at all: after the
+// idle timeout the stream is reset, so such a client holds neither the
+// stream nor its backend for ever, and the connection still serves.
+func TestH2StalledWindowResets(t *testing.T) {
+	b := startBackend(t, "be")
+	e := newEngine(t, Options{})
+	l := testListener(t, server(b, 100))
+	l.Timeouts.Idle = 300 * time.Millisecond
+	e.apply(Config{Listeners: []Listener{l}})
+	r := dialH2(t, l.Addr.String(), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	r.get(1, "/bytes?n=100")
+	start := time.Now()
+	for {
+		f := r.next()
+		if _, ok := f.(*http2.MetaHeadersFrame); ok {
+			continue
+		}
+		rst, ok := f.(*http2.RSTStreamFrame)
+		if !ok || rst.StreamID != 1 || rst.ErrCode != http2.ErrCodeCancel {
+			t.Fatalf("got %v, want RST_STREAM 1 CANCEL", f)
+		}
+		break
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("reset after %v, want the 300ms idle timeout", d)
+	}
+	if err := r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535}); err != nil {
+		t.Fatal(err)
+	}
+	r.get(3, "/")
+	if status, body := r.response(3); status != "200" || body != "be\n" {
+		t.Errorf("after the reset: %s %q", status, body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -78,8 +79,8 @@ func (s *h2Stream) reuse() {
 	resp.reset()
 	out, respHead := x.out[:0], x.respHead[:0]
 	fields, lower, headBuf, arena, cookie, bbuf := s.fields[:0], s.lower[:0], s.headBuf[:0], s.arena[:0], s.cookie[:0], s.bbuf[:0]
-	if cap(bbuf) > h2StreamWin {
-		bbuf = nil // a body's buffer is kept only up to a window's size
+	if cap(bbuf) > 16<<10 {
+		bbuf = nil // a large upload's buffer is not kept for every stream
 	}
 	*s = h2Stream{fields: fields, lower: lower, headBuf: headBuf, arena: arena, cookie: cookie, bbuf: bbuf}
 	s.x.req, s.x.resp, s.x.out, s.x.respHead = req, resp, out, respHead
@@ -165,6 +166,7 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
+	var stalled time.Time
 	for {
 		if err := s.writeErrLocked(); err != nil {
 			return n, err
@@ -175,13 +177,32 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 		}
 		k := min(int64(len(p)), s.sendWin, w.connWin, int64(w.maxFrame))
 		if k <= 0 {
-			// Let the client see what it has, then wait for its window.
+			// Let the client see what it has, then wait for its window,
+			// as long as the idle timeout: a client that never opens it
+			// does not hold the stream and its backend for ever.
 			w.flushLocked()
-			if s.writeErrLocked() == nil && (s.sendWin <= 0 || w.connWin <= 0) {
-				w.cond.Wait()
+			if s.writeErrLocked() != nil || (s.sendWin > 0 && w.connWin > 0) {
+				continue
 			}
+			now := time.Now()
+			if stalled.IsZero() {
+				stalled = now
+			} else if now.Sub(stalled) >= w.idle {
+				w.mu.Unlock()
+				s.c.resetStream(s.id, http2.ErrCodeCancel)
+				w.mu.Lock()
+				return n, errStreamReset
+			}
+			t := time.AfterFunc(w.idle-now.Sub(stalled), func() {
+				w.mu.Lock()
+				w.cond.Broadcast()
+				w.mu.Unlock()
+			})
+			w.cond.Wait()
+			t.Stop()
 			continue
 		}
+		stalled = time.Time{}
 		s.lastData, s.lastGen = len(w.buf), w.gen
 		w.buf = appendData(w.buf, s.id, p[:k], false, w.maxFrame)
 		s.sendWin -= k
