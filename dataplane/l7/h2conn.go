@@ -56,12 +56,18 @@ type h2Conn struct {
 func newH2Conn(h *h2Server, pc *prefacedConn) *h2Conn {
 	c := &h2Conn{srv: h, pc: pc, streams: map[uint32]*h2Stream{}}
 	c.recvWin.Store(h2DefaultWindow)
-	c.br = bufio.NewReaderSize(pc, 32<<10)
+	// The listener's bandwidth paces the connection both ways, as it does
+	// an HTTP/1.1 one: the read loop and the writer sleep off what ran
+	// ahead of the rate.
+	st := h.l.state.Load()
+	in := &countingReader{c: pc, sh: st.cfg.BandwidthIn, now: h.e.now}
+	out := &countingWriter{c: pc, sh: st.cfg.BandwidthOut, now: h.e.now}
+	c.br = bufio.NewReaderSize(in, 32<<10)
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetMaxReadFrameSize(h2MaxFrameLen)
 	c.block = newH2Block()
 	c.fr.SetReuseFrames()
-	c.w.init(pc, h.l.state.Load().cfg.Timeouts.Idle)
+	c.w.init(pc, out, st.cfg.Timeouts.Idle)
 	return c
 }
 

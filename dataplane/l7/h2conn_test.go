@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/xlbproject/xlb/dataplane/limit"
 )
 
 // TestH2StreamsKeepTheirOwnAnswers runs many concurrent streams on few
@@ -446,5 +448,34 @@ func TestH2StalledWindowResets(t *testing.T) {
 	r.get(3, "/")
 	if status, body := r.response(3); status != "200" || body != "be\n" {
 		t.Errorf("after the reset: %s %q", status, body)
+	}
+}
+
+// TestH2Bandwidth checks that the listener's bandwidth paces HTTP/2 as it
+// does HTTP/1.1: a 1 MiB answer at 2 MiB/s takes at least the half second
+// the rate allows (less the shaper's 50 ms burst), and the delay is
+// recorded.
+func TestH2Bandwidth(t *testing.T) {
+	b := startBackend(t, "be")
+	e := newEngine(t, Options{})
+	l := testListener(t, server(b, 100))
+	out := limit.NewShaper(2 << 20)
+	l.BandwidthOut = out
+	e.apply(Config{Listeners: []Listener{l}})
+	start := time.Now()
+	resp, err := h2cClient().Get("http://" + l.Addr.String() + "/bytes?n=1048576")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != 1<<20 || resp.ProtoMajor != 2 {
+		t.Fatalf("%s: %d bytes, %v", resp.Proto, n, err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("1 MiB at 2 MiB/s arrived in %v", d)
+	}
+	if out.Waited() <= 0 {
+		t.Error("the shaper recorded no delay")
 	}
 }

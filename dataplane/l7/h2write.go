@@ -2,6 +2,7 @@ package l7
 
 import (
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -20,6 +21,7 @@ var errH2Closed = errors.New("http2: connection closed")
 // ordering between streams to keep, only within a header block).
 type h2Writer struct {
 	conn net.Conn
+	out  io.Writer     // conn, paced to the listener's bandwidth when it has a limit
 	idle time.Duration // a write that makes no progress for this long fails
 
 	mu   sync.Mutex
@@ -40,8 +42,8 @@ type h2Writer struct {
 	maxFrame int
 }
 
-func (w *h2Writer) init(conn net.Conn, idle time.Duration) {
-	w.conn, w.idle = conn, idle
+func (w *h2Writer) init(conn net.Conn, out io.Writer, idle time.Duration) {
+	w.conn, w.out, w.idle = conn, out, idle
 	w.cond.L = &w.mu
 	w.connWin, w.initWin, w.maxFrame = h2DefaultWindow, h2DefaultWindow, h2MaxFrameLen
 	w.buf = make([]byte, 0, 4096)
@@ -80,7 +82,7 @@ func (w *h2Writer) flushLocked() {
 			err = w.conn.SetWriteDeadline(w.deadline)
 		}
 		if err == nil {
-			_, err = w.conn.Write(b)
+			_, err = w.out.Write(b)
 		}
 		w.mu.Lock()
 		w.spare = b[:0]
