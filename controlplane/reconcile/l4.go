@@ -76,7 +76,7 @@ func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement, reg *
 			if err != nil {
 				return out, fmt.Errorf("%s.%w", path, err)
 			}
-			lim, _, _ := listenerLimits(reg, lb, l)
+			lim, in, bwOut := listenerLimits(reg, lb, l)
 			idleDefault := 900 * time.Second
 			if proto == l4.UDP {
 				idleDefault = 300 * time.Second
@@ -93,6 +93,8 @@ func CompileL4(cfg *xlbv1.Config, backends *Backends, placement Placement, reg *
 				ConnectTimeout: duration(l.GetTimeouts().GetConnect(), 5*time.Second),
 				MaxSessions:    int(l.GetMaxSessions()),
 				Limits:         lim,
+				BandwidthIn:    in,
+				BandwidthOut:   bwOut,
 			})
 		}
 	}

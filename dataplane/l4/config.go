@@ -60,6 +60,9 @@ type Listener struct {
 	// Limits are the load balancer's, shared with its other listeners and
 	// engines (a UDP session counts as a connection); nil: unlimited.
 	Limits *limit.LB
+	// BandwidthIn paces what clients send, BandwidthOut what they receive
+	// (the listener's reservation or share); nil: unshaped.
+	BandwidthIn, BandwidthOut *limit.Shaper
 }
 
 // key identifies a listener's socket across configurations.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xlbproject/xlb/bench/serve"
 	"github.com/xlbproject/xlb/dataplane/acl"
+	"github.com/xlbproject/xlb/dataplane/limit"
 	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
@@ -400,5 +401,91 @@ func TestDrainWaitsThenCloses(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := io.ReadAll(c); err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Errorf("open connection after the drain deadline: %v, want it closed", err)
+	}
+}
+
+// TestTCPBandwidth paces each direction to its shaper: 1 MiB echoed through
+// a listener whose clients may send 2 MiB/s takes at least the half second
+// the rate allows (less the shaper's 50 ms burst), and so does one whose
+// clients may receive 2 MiB/s; the delays are recorded.
+func TestTCPBandwidth(t *testing.T) {
+	bs := startBackends(t, "a")
+	for _, dir := range []string{"in", "out"} {
+		t.Run(dir, func(t *testing.T) {
+			e, _ := newEngine(t)
+			vip := freePort(t)
+			sh := limit.NewShaper(2 << 20)
+			l := Listener{Name: "lb/tcp/1", Protocol: TCP, Addr: vip, Registry: pool.NewRegistry(),
+				Pool: pool.Config{Servers: servers(bs.tcp, nil)}}
+			if dir == "in" {
+				l.BandwidthIn = sh
+			} else {
+				l.BandwidthOut = sh
+			}
+			apply(t, e, Config{Listeners: []Listener{l}})
+			c, err := net.Dial("tcp", vip.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			payload := make([]byte, 1<<20)
+			_, _ = rand.Read(payload)
+			start := time.Now()
+			go func() {
+				_, _ = c.Write(payload)
+				_ = c.(*net.TCPConn).CloseWrite()
+			}()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("echo: %d of %d bytes, %v", len(got), len(payload), err)
+			}
+			if d := time.Since(start); d < 400*time.Millisecond {
+				t.Errorf("1 MiB through a 2 MiB/s %s shaper in %v", dir, d)
+			}
+			if sh.Waited() <= 0 {
+				t.Error("the shaper recorded no delay")
+			}
+		})
+	}
+}
+
+// TestUDPBandwidth paces the replies of a listener whose clients may
+// receive 100 KB/s: 50 echoed datagrams of 1,000 bytes take at least the
+// half second the rate allows, and none is lost (the backend's socket
+// holds them meanwhile).
+func TestUDPBandwidth(t *testing.T) {
+	bs := startBackends(t, "a")
+	e, _ := newEngine(t)
+	vip := freePort(t)
+	out := limit.NewShaper(100_000)
+	apply(t, e, Config{Listeners: []Listener{{
+		Name: "lb/udp/1", Protocol: UDP, Addr: vip, Registry: pool.NewRegistry(), IdleTimeout: time.Minute,
+		Pool: pool.Config{Servers: servers(bs.udp, nil)}, BandwidthOut: out,
+	}}})
+	c, err := net.Dial("udp", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte{'x'}, 1000)
+	start := time.Now()
+	for range 50 {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2000)
+	for i := range 50 {
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("50 kB of replies through a 100 kB/s shaper in %v", d)
+	}
+	if out.Waited() <= 0 {
+		t.Error("the shaper recorded no delay")
 	}
 }

@@ -121,11 +121,11 @@ func (e *Engine) serveTCP(st *listenerState, tc *tcpConn) {
 	idle := st.cfg.IdleTimeout
 	errc := make(chan error, 2)
 	go func() {
-		_, err := pipe(bc, tc.client, idle, act, func(n int64) { m.bytesIn.Add(float64(n)) })
+		_, err := pipe(bc, tc.client, idle, act, func(n int64) { m.bytesIn.Add(float64(n)) }, shaping{st.cfg.BandwidthIn, e.now})
 		errc <- err
 	}()
 	go func() {
-		_, err := pipe(tc.client, bc, idle, act, func(n int64) { m.bytesOut.Add(float64(n)) })
+		_, err := pipe(tc.client, bc, idle, act, func(n int64) { m.bytesOut.Add(float64(n)) }, shaping{st.cfg.BandwidthOut, e.now})
 		errc <- err
 	}()
 	// A clean end of one direction leaves the other running (half-close);

@@ -72,6 +72,8 @@ func (e *Engine) readLoop(l *listener) {
 		s.act.touch()
 		st.metrics.pktsIn.Inc()
 		st.metrics.bytesIn.Add(float64(n))
+		// The listener's one read loop: pacing it paces all its clients.
+		shaping{st.cfg.BandwidthIn, e.now}.pace(n)
 	}
 }
 
@@ -171,6 +173,7 @@ func (e *Engine) relayReplies(s *udpSession, st *listenerState) {
 		}
 		m.pktsOut.Inc()
 		m.bytesOut.Add(float64(n))
+		shaping{st.cfg.BandwidthOut, e.now}.pace(n)
 	}
 }
 
