@@ -153,27 +153,7 @@ func TestLimitsBandwidthReservation(t *testing.T) {
       - {protocol: http, port: 82, backend_port: 8080}`, `
     bandwidth_mbps: 24
 `))
-	const window = 4 * time.Second
-	// download pulls large bodies from port for window and returns Mbit/s.
-	download := func(port int) float64 {
-		c := &http.Client{Transport: &http.Transport{DialContext: e.lab.Dialer(netlab.HostClient), DisableCompression: true}}
-		deadline := time.Now().Add(window)
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		total := int64(0)
-		start := time.Now()
-		for time.Now().Before(deadline) {
-			req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s:%d/bytes?n=%d", netlab.VIP, port, 8<<20), nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				break
-			}
-			n, _ := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			total += n
-		}
-		return float64(total) * 8 / 1e6 / time.Since(start).Seconds()
-	}
+	download := func(port int) float64 { return e.downloadMbps(port, 4*time.Second) }
 	var got [3]float64
 	var wg sync.WaitGroup
 	for i, port := range []int{80, 81, 82} {
@@ -194,5 +174,52 @@ func TestLimitsBandwidthReservation(t *testing.T) {
 	within(t, "a sharing listener alone", alone, 16)
 	if got := e.metric(`xlb_bandwidth_delay_seconds_total{direction="out",lb="lb",listener="lb/http/80"}`); got <= 0 {
 		t.Errorf("no shaping delay recorded for the peak listener: %v", got)
+	}
+}
+
+// downloadMbps pulls large bodies from the VIP's port for window, over HTTP
+// (through an http listener, or a tcp one to the backends' HTTP port), and
+// returns the Mbit/s received.
+func (e *env) downloadMbps(port int, window time.Duration) float64 {
+	c := &http.Client{Transport: &http.Transport{DialContext: e.lab.Dialer(netlab.HostClient), DisableCompression: true}}
+	deadline := time.Now().Add(window)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	total := int64(0)
+	start := time.Now()
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s:%d/bytes?n=%d", netlab.VIP, port, 8<<20), nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			break
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		total += n
+	}
+	return float64(total) * 8 / 1e6 / time.Since(start).Seconds()
+}
+
+// The userspace L4 engine (XDP off) holds a tcp listener to its 8 Mbit/s
+// reservation of a 24 Mbit/s load balancer, and the one without a peak to
+// the 16 left.
+func TestLimitsBandwidthL4(t *testing.T) {
+	e := start(t, 3, lbConfig(threeServers, `
+      - {protocol: tcp, port: 7000, backend_port: 8080, bandwidth_mbps: 8}
+      - {protocol: tcp, port: 7001, backend_port: 8080}`, `
+    bandwidth_mbps: 24
+`))
+	var got [2]float64
+	var wg sync.WaitGroup
+	for i, port := range []int{7000, 7001} {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = e.downloadMbps(port, 4*time.Second) }()
+	}
+	wg.Wait()
+	t.Logf("tcp listeners: reserved %.1f Mbit/s, sharing %.1f", got[0], got[1])
+	within(t, "the 8 Mbit/s tcp listener", got[0], 8)
+	within(t, "the tcp listener with the other 16", got[1], 16)
+	if got := e.metric(`xlb_bandwidth_delay_seconds_total{direction="out",lb="lb",listener="lb/tcp/7000"}`); got <= 0 {
+		t.Errorf("no shaping delay recorded for the tcp listener: %v", got)
 	}
 }
