@@ -173,7 +173,7 @@ func runWorkload(ctx context.Context, e *Env, w Workload, all []System, logf fun
 	}
 	p := &report.Part{
 		Name: w.Name, Title: w.Title, Short: w.Short, Unit: w.Unit, Op: w.Op, CPUMethod: w.CPUMethod,
-		Connections: w.Connections, NoLatency: w.Run != nil,
+		Connections: w.Connections, NoLatency: w.Run != nil && !w.Latency,
 	}
 	if e.Opts.Connections > 0 {
 		p.Connections = e.Opts.Connections

@@ -36,9 +36,9 @@ func tlsScenario() Scenario {
 		Description: "HTTPS on the gateway's VIP with one ECDSA P-256 certificate, ALPN h2 and http/1.1, round robin over 3 " +
 			"HTTP backends (plain HTTP/1.1 with keep-alive behind each proxy). Handshakes: a new TLS connection per " +
 			"request (GET /, the backend's name), no session resumption, X25519 key exchange. HTTP/2: 32 concurrent " +
-			"streams on kept-alive TLS connections.",
+			"streams on one kept-alive TLS connection, driven by the Go generator and again by nghttp2's h2load.",
 		Backends:  backends,
-		Workloads: []Workload{tlsHandshakes(), tlsH2()},
+		Workloads: []Workload{tlsHandshakes(), tlsH2(), tlsH2Load()},
 		Systems: func() []System {
 			return []System{newXlbHTTPS(443, backends), newTLSProxy("haproxy", 444, peers.StartHAProxy), newTLSProxy("nginx", 445, peers.StartNGINX)}
 		},
@@ -48,8 +48,10 @@ func tlsScenario() Scenario {
 				"thread or worker, TLS 1.2 and 1.3 with their default ciphers (TLS 1.3 AES-128-GCM is what the generator and all " +
 				"three agree on). The generator (Go's crypto/tls, `xlb-bench http -insecure -x25519`) offers only X25519: Go would " +
 				"otherwise offer the post-quantum X25519MLKEM768 too, which xlb (a Go server) picks and the OpenSSL 3.0 peers cannot, " +
-				"and the comparison would be of two key exchanges. h2load is not used: the same generator drives every workload " +
-				"and every scenario, with the same latency accounting.",
+				"and the comparison would be of two key exchanges. The h2load part drives the same HTTP/2 load with nghttp2's h2load " +
+				"(OpenSSL, X25519, one thread on the load core): it costs the load core far less per request than the Go " +
+				"generator, so its max rates show more of the proxies' own limits; its open loop (`--rps`) paces from each " +
+				"request's actual start, so its latencies are not corrected for coordinated omission as the generator's are.",
 		},
 	}
 }
@@ -142,7 +144,7 @@ func newTLSProxy(name string, port int, start func(context.Context, peers.Lab, s
 }
 
 func (s *tlsProxy) Target(w string) string {
-	if w != "handshakes" && w != "h2" {
+	if w != "handshakes" && w != "h2" && w != "h2load" {
 		return ""
 	}
 	return "https://" + hostPort(netlab.VIP, s.port) + "/"
@@ -172,7 +174,7 @@ type xlbHTTPS struct {
 
 func newXlbHTTPS(port, backends int) System {
 	t := "https://" + hostPort(netlab.VIP, port) + "/"
-	return &xlbHTTPS{xlbd: xlbd{name: "xlb", metrics: "127.0.0.1:9104", targets: map[string]string{"handshakes": t, "h2": t}},
+	return &xlbHTTPS{xlbd: xlbd{name: "xlb", metrics: "127.0.0.1:9104", targets: map[string]string{"handshakes": t, "h2": t, "h2load": t}},
 		port: port, backends: backends}
 }
 

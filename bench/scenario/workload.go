@@ -44,6 +44,9 @@ type Workload struct {
 	// Their parts report delivery and loss, not latency.
 	Run   func(ctx context.Context, e *Env, sys System, rate float64, d time.Duration, window cpuWindow) (*load.Result, report.CPU, error)
 	Probe func(ctx context.Context, e *Env, sys System) error
+	// Latency marks a Run workload whose results carry latencies (an
+	// external HTTP generator); the others report delivery and loss.
+	Latency bool
 }
 
 // cpuWindow starts the CPU readings of a window that starts now and lasts
