@@ -2,6 +2,7 @@ package l7
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -128,4 +129,97 @@ func validWireName(v string) bool {
 		}
 	}
 	return true
+}
+
+// h2RequestError is a malformed HTTP/2 request (RFC 9113 §8.1.1): the
+// stream is reset with PROTOCOL_ERROR.
+type h2RequestError string
+
+func (e h2RequestError) Error() string { return "malformed request: " + string(e) }
+
+// fromFields turns a request's decoded header block into the parsed form
+// the exchange shares with HTTP/1.1, in the stream's own buffers.
+func (s *h2Stream) fromFields(b *h2Block) (tooLarge bool, err error) {
+	if b.truncated || len(b.fields) > MaxHeaders {
+		return true, nil
+	}
+	s.arena = append(s.arena[:0], b.arena...)
+	arena := s.arena
+	req := &s.x.req
+	req.minor = 1
+	var seen [4]bool // :method, :path, :scheme, :authority
+	var host []byte
+	cookies := s.cookie[:0]
+	for _, f := range b.fields {
+		name, value := arena[f.start:f.mid:f.mid], arena[f.mid:f.end:f.end]
+		if name[0] == ':' {
+			i := -1
+			switch string(name) {
+			case ":method":
+				i, req.method = 0, value
+			case ":path":
+				if len(value) == 0 {
+					return false, h2RequestError("empty :path")
+				}
+				i = 1
+				req.setTarget(value)
+			case ":scheme":
+				i = 2
+			case ":authority":
+				i, req.host = 3, value
+			default:
+				return false, h2RequestError(string(name) + " in a request")
+			}
+			if seen[i] {
+				return false, h2RequestError("duplicate " + string(name))
+			}
+			seen[i] = true
+			continue
+		}
+		switch string(name) {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return false, h2RequestError("connection-specific field " + string(name))
+		case "te":
+			if string(value) != "trailers" {
+				return false, h2RequestError("te other than trailers")
+			}
+			continue
+		case "host":
+			host = value
+			continue
+		case "cookie":
+			cookies = appendCookie(cookies, value)
+			continue
+		case "content-length":
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 || (s.declLen >= 0 && s.declLen != n) {
+				return false, h2RequestError("bad content-length")
+			}
+			s.declLen = n
+		case "expect":
+			s.expect100 = equalFold(value, "100-continue")
+			continue
+		}
+		req.addH2Field(name, value)
+	}
+	if !seen[0] || (string(req.method) != "CONNECT" && (!seen[1] || !seen[2])) {
+		return false, h2RequestError("missing :method, :scheme or :path")
+	}
+	if req.host == nil {
+		req.host = host
+	}
+	if len(cookies) > 0 {
+		s.cookie = cookies
+		req.addH2Field([]byte("cookie"), cookies)
+	}
+	switch {
+	case b.end || s.declLen == 0:
+		req.framing = bodyNone
+		s.expect100 = false
+	case s.declLen > 0:
+		req.framing, req.contentLength = bodyLength, s.declLen
+	default:
+		req.framing = bodyChunked
+	}
+	return false, nil
 }

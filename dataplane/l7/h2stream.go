@@ -392,3 +392,42 @@ func (s *h2Stream) failBody(err error) {
 	s.bmu.Unlock()
 	s.c.creditConn(unread)
 }
+
+// newStream takes a finished stream to reuse, with its buffers, or makes
+// one.
+func (c *h2Conn) newStream(id uint32, st *listenerState) *h2Stream {
+	var s *h2Stream
+	c.mu.Lock()
+	if n := len(c.free); n > 0 {
+		s = c.free[n-1]
+		c.free = c.free[:n-1]
+	}
+	c.mu.Unlock()
+	if s == nil {
+		s = &h2Stream{}
+	}
+	s.reuse()
+	s.c, s.id, s.declLen, s.recvWin = c, id, -1, h2StreamWin
+	s.bcond.L = &s.bmu
+	s.x.e, s.x.l, s.x.st, s.x.ip, s.x.proto, s.x.rw = c.srv.e, c.srv.l, st, c.pc.ip, "h2", s
+	return s
+}
+
+// serve runs on a stream worker: the exchange, then the response's
+// end.
+func (s *h2Stream) serve(tooLarge bool) {
+	x := &s.x
+	if tooLarge {
+		x.start = time.Now()
+		x.answer(431, errBadRequest, "")
+	} else {
+		x.serve()
+	}
+	s.end(x.abort)
+	c := s.c
+	c.mu.Lock()
+	c.running--
+	c.free = append(c.free, s)
+	c.mu.Unlock()
+	c.workers.Done()
+}
