@@ -135,6 +135,24 @@ func TestTCPWeightsHonoured(t *testing.T) {
 	_ = reg
 }
 
+// echoHalfClosed fills payload with random bytes, sends it through vip to
+// an echo backend, half-closes, and returns all that came back.
+func echoHalfClosed(t *testing.T, vip netip.AddrPort, payload []byte) ([]byte, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = rand.Read(payload)
+	go func() {
+		_, _ = c.Write(payload)
+		_ = c.(*net.TCPConn).CloseWrite() // the client is done sending
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return io.ReadAll(c)
+}
+
 func TestTCPHalfCloseDeliversTheWholeAnswer(t *testing.T) {
 	bs := startBackends(t, "a")
 	e, _ := newEngine(t)
@@ -143,19 +161,8 @@ func TestTCPHalfCloseDeliversTheWholeAnswer(t *testing.T) {
 		Name: "lb/tcp/1", Protocol: TCP, Addr: vip, Registry: pool.NewRegistry(),
 		Pool: pool.Config{Servers: servers(bs.tcp, nil)},
 	}}})
-	c, err := net.Dial("tcp", vip.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	payload := make([]byte, 8<<20)
-	_, _ = rand.Read(payload)
-	go func() {
-		_, _ = c.Write(payload)
-		_ = c.(*net.TCPConn).CloseWrite() // the client is done sending
-	}()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(c)
+	got, err := echoHalfClosed(t, vip, payload)
 	if err != nil {
 		t.Fatalf("reading the echo after half-close: %v", err)
 	}
@@ -423,20 +430,9 @@ func TestTCPBandwidth(t *testing.T) {
 				l.BandwidthOut = sh
 			}
 			apply(t, e, Config{Listeners: []Listener{l}})
-			c, err := net.Dial("tcp", vip.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			payload := make([]byte, 1<<20)
-			_, _ = rand.Read(payload)
 			start := time.Now()
-			go func() {
-				_, _ = c.Write(payload)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			got, err := io.ReadAll(c)
+			got, err := echoHalfClosed(t, vip, payload)
 			if err != nil || !bytes.Equal(got, payload) {
 				t.Fatalf("echo: %d of %d bytes, %v", len(got), len(payload), err)
 			}

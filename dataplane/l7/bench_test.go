@@ -179,26 +179,10 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 				log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 					zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 			}
-			e, err := New(prometheus.NewRegistry(), log, Options{AccessLog: bc.accessLog})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				e.Drain(ctx)
-			}()
-			l := Listener{Name: "bench", LB: "lb", Addr: freeAddr(b), Registry: pool.NewRegistry(),
-				Default: pool.Config{Scheduler: pool.WRR, Servers: []pool.Server{{Addr: rb.addr().Addr(), Port: rb.addr().Port(), Weight: 100}}},
-				Headers: bc.headers}
-			ch, err := e.Prepare(context.Background(), Config{Listeners: []Listener{l}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ch.Commit()
+			addr := benchProxy(b, rb, log, Options{AccessLog: bc.accessLog}, bc.headers)
 			clients := make([]*rawClient, bc.conns)
 			for i := range clients {
-				clients[i] = dialRaw(b, l.Addr)
+				clients[i] = dialRaw(b, addr)
 				for range 10 { // warm: pooled backend connection, buffers
 					if err := clients[i].do(); err != nil {
 						b.Fatal(err)
@@ -239,4 +223,28 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 		})
 	}
+}
+
+// benchProxy runs an engine with one listener in front of rb until the
+// benchmark ends, and returns the listener's address.
+func benchProxy(b *testing.B, rb *rawBackend, log *zap.Logger, opts Options, h Headers) netip.AddrPort {
+	b.Helper()
+	e, err := New(prometheus.NewRegistry(), log, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Drain(ctx)
+	})
+	l := Listener{Name: "bench", LB: "lb", Addr: freeAddr(b), Registry: pool.NewRegistry(),
+		Default: pool.Config{Scheduler: pool.WRR, Servers: []pool.Server{{Addr: rb.addr().Addr(), Port: rb.addr().Port(), Weight: 100}}},
+		Headers: h}
+	ch, err := e.Prepare(context.Background(), Config{Listeners: []Listener{l}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch.Commit()
+	return l.Addr
 }

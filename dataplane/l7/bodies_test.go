@@ -91,12 +91,7 @@ func TestHTTPExpect100Continue(t *testing.T) {
 	e := newEngine(t, Options{})
 	l := testListener(t, server(b, 100))
 	e.apply(Config{Listeners: []Listener{l}})
-	conn, err := net.Dial("tcp", l.Addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialTest(t, l.Addr.String())
 	body := strings.Repeat("z", 5000)
 	fmt.Fprintf(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
 	br := bufio.NewReader(conn)
@@ -153,12 +148,7 @@ type wsConn struct {
 
 func dialWebSocket(t *testing.T, addr string) *wsConn {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialTest(t, addr)
 	key := "dGhlIHNhbXBsZSBub25jZQ=="
 	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", addr, key)

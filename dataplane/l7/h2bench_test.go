@@ -2,7 +2,6 @@ package l7
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,13 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
-
-	"github.com/xlbproject/xlb/dataplane/pool"
 )
 
 // rawH2Client sends h2c GETs from one fixed header block (static table and
@@ -111,23 +106,7 @@ func BenchmarkProxyH2(b *testing.B) {
 	for _, streams := range []int{1, 16} {
 		b.Run(fmt.Sprintf("streams-%d", streams), func(b *testing.B) {
 			rb := startRawBackend(b)
-			e, err := New(prometheus.NewRegistry(), zap.NewNop(), Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				e.Drain(ctx)
-			}()
-			l := Listener{Name: "bench", LB: "lb", Addr: freeAddr(b), Registry: pool.NewRegistry(),
-				Default: pool.Config{Scheduler: pool.WRR, Servers: []pool.Server{{Addr: rb.addr().Addr(), Port: rb.addr().Port(), Weight: 100}}}}
-			ch, err := e.Prepare(context.Background(), Config{Listeners: []Listener{l}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ch.Commit()
-			rc := dialRawH2(b, l.Addr)
+			rc := dialRawH2(b, benchProxy(b, rb, zap.NewNop(), Options{}, Headers{}))
 			for range 20 { // warm: backend connections, workers, buffers
 				if err := rc.do(streams); err != nil {
 					b.Fatal(err)

@@ -40,7 +40,6 @@ type h2Conn struct {
 	// last stream does, once goneAway says our GOAWAY is queued.
 	goingAway bool
 	goneAway  bool
-	lastID    uint32 // the GOAWAY's last stream
 	closed    bool
 	idle      *time.Timer
 	workers   sync.WaitGroup
@@ -77,8 +76,7 @@ func (c *h2Conn) serve() {
 	_ = c.pc.SetReadDeadline(time.Now().Add(st.cfg.Timeouts.Header))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
-		st.metrics.fail(errBadRequest)
-		c.goAway(http2.ErrCodeProtocol)
+		c.connError(http2.ErrCodeProtocol)
 		return
 	}
 	c.w.queue(func(b []byte) []byte {
@@ -97,8 +95,7 @@ func (c *h2Conn) serve() {
 		return
 	}
 	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
-		st.metrics.fail(errBadRequest)
-		c.goAway(http2.ErrCodeProtocol)
+		c.connError(http2.ErrCodeProtocol)
 		return
 	} else if !c.onSettings(sf) {
 		return
@@ -125,17 +122,11 @@ func (c *h2Conn) readError(err error) bool {
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &se):
-		c.protocolError()
-		c.resetStream(se.StreamID, se.Code)
-		return true
+		return c.streamError(se.StreamID, se.Code)
 	case errors.As(err, &ce):
-		c.protocolError()
-		c.goAway(http2.ErrCode(ce))
-		return false
+		return c.connError(http2.ErrCode(ce))
 	case errors.Is(err, http2.ErrFrameTooLarge):
-		c.protocolError()
-		c.goAway(http2.ErrCodeFrameSize)
-		return false
+		return c.connError(http2.ErrCodeFrameSize)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The connection set its read deadline to now to wake this loop
 		// (wakeLocked): its last stream after GOAWAY has ended.
@@ -152,6 +143,30 @@ func (c *h2Conn) readError(err error) bool {
 }
 
 func (c *h2Conn) protocolError() { c.srv.l.state.Load().metrics.fail(errBadRequest) }
+
+// connError answers the client's error with GOAWAY code, which ends the
+// connection; it returns false for the read loop to stop.
+func (c *h2Conn) connError(code http2.ErrCode) bool {
+	c.protocolError()
+	c.goAway(code)
+	return false
+}
+
+// malformed resets the stream of a malformed request (RFC 9113 §8.1.1),
+// which never reaches a backend, and logs why.
+func (c *h2Conn) malformed(id uint32, err error) bool {
+	c.srv.e.log.Debug("l7 HTTP/2 malformed request", zap.String("listener", c.srv.l.state.Load().cfg.Name),
+		zap.Stringer("client", c.pc.client), zap.Error(err))
+	return c.streamError(id, http2.ErrCodeProtocol)
+}
+
+// streamError answers the client's error by resetting one stream; the
+// connection goes on.
+func (c *h2Conn) streamError(id uint32, code http2.ErrCode) bool {
+	c.protocolError()
+	c.resetStream(id, code)
+	return true
+}
 
 // onFrame handles one frame; false ends the connection.
 func (c *h2Conn) onFrame(f http2.Frame) bool {
@@ -183,8 +198,7 @@ func (c *h2Conn) onFrame(f http2.Frame) bool {
 		// Priorities are not acted on (RFC 9113 §5.3.2 deprecates them),
 		// but a stream may not depend on itself.
 		if f.StreamDep == f.StreamID {
-			c.protocolError()
-			c.resetStream(f.StreamID, http2.ErrCodeProtocol)
+			return c.streamError(f.StreamID, http2.ErrCodeProtocol)
 		}
 		return true
 	case *http2.GoAwayFrame:
@@ -195,23 +209,19 @@ func (c *h2Conn) onFrame(f http2.Frame) bool {
 		return !done
 	case *http2.PushPromiseFrame:
 		// Clients do not push (RFC 9113 §8.4).
-		c.protocolError()
-		c.goAway(http2.ErrCodeProtocol)
-		return false
+		return c.connError(http2.ErrCodeProtocol)
 	}
 	return true // unknown frame types are ignored (RFC 9113 §4.1)
 }
 
 func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 	if err := f.ForeachSetting(http2.Setting.Valid); err != nil {
-		c.protocolError()
 		var ce http2.ConnectionError
 		code := http2.ErrCodeProtocol
 		if errors.As(err, &ce) {
 			code = http2.ErrCode(ce)
 		}
-		c.goAway(code)
-		return false
+		return c.connError(code)
 	}
 	ok := true
 	c.w.mu.Lock()
@@ -239,10 +249,9 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 	c.w.flushLocked()
 	c.w.mu.Unlock()
 	if !ok {
-		c.protocolError()
-		c.goAway(http2.ErrCodeFlowControl)
+		return c.connError(http2.ErrCodeFlowControl)
 	}
-	return ok
+	return true
 }
 
 func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) bool {
@@ -254,18 +263,14 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) bool {
 		c.w.cond.Broadcast()
 		c.w.mu.Unlock()
 		if over {
-			c.protocolError()
-			c.goAway(http2.ErrCodeFlowControl)
-			return false
+			return c.connError(http2.ErrCodeFlowControl)
 		}
 		return true
 	}
 	s, idle := c.stream(f.StreamID)
 	if s == nil {
 		if idle {
-			c.protocolError()
-			c.goAway(http2.ErrCodeProtocol)
-			return false
+			return c.connError(http2.ErrCodeProtocol)
 		}
 		return true // a closed stream's: nothing to send any more
 	}
@@ -275,8 +280,7 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) bool {
 	c.w.cond.Broadcast()
 	c.w.mu.Unlock()
 	if over {
-		c.protocolError()
-		c.resetStream(f.StreamID, http2.ErrCodeFlowControl)
+		return c.streamError(f.StreamID, http2.ErrCodeFlowControl)
 	}
 	return true
 }
@@ -285,9 +289,7 @@ func (c *h2Conn) onReset(f *http2.RSTStreamFrame) bool {
 	s, idle := c.stream(f.StreamID)
 	if s == nil {
 		if idle {
-			c.protocolError()
-			c.goAway(http2.ErrCodeProtocol)
-			return false
+			return c.connError(http2.ErrCodeProtocol)
 		}
 		return true
 	}
@@ -308,9 +310,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 	// The connection's window counts every DATA frame, even one for a
 	// closed stream.
 	if flowLen > c.recvWin.Load() {
-		c.protocolError()
-		c.goAway(http2.ErrCodeFlowControl)
-		return false
+		return c.connError(http2.ErrCodeFlowControl)
 	}
 	c.recvWin.Add(-flowLen)
 	s, idle := c.stream(f.StreamID)
@@ -318,9 +318,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 	case s != nil && s.remoteClosed():
 		return c.afterEndStream()
 	case s == nil && idle:
-		c.protocolError()
-		c.goAway(http2.ErrCodeProtocol)
-		return false
+		return c.connError(http2.ErrCodeProtocol)
 	case s == nil:
 		// Reset or finished: frames may still have been on the way.
 		c.creditConn(flowLen)
@@ -333,9 +331,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 	if s.declLen >= 0 && (s.gotLen > s.declLen || end && s.gotLen != s.declLen) {
 		// The body does not match its content-length (RFC 9113 §8.1.1).
 		c.creditConn(flowLen)
-		c.protocolError()
-		c.resetStream(f.StreamID, http2.ErrCodeProtocol)
-		return true
+		return c.streamError(f.StreamID, http2.ErrCodeProtocol)
 	}
 	if end {
 		// Marked before the last bytes reach the pump, so that a response
@@ -344,8 +340,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 	}
 	if !s.push(data, flowLen, end) {
 		c.creditConn(flowLen)
-		c.protocolError()
-		c.resetStream(f.StreamID, http2.ErrCodeFlowControl)
+		return c.streamError(f.StreamID, http2.ErrCodeFlowControl)
 	}
 	return true
 }
@@ -354,9 +349,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 // END_STREAM: a connection error (RFC 9113 §5.1, "closed"), the same
 // whether or not the response has ended yet.
 func (c *h2Conn) afterEndStream() bool {
-	c.protocolError()
-	c.goAway(http2.ErrCodeStreamClosed)
-	return false
+	return c.connError(http2.ErrCodeStreamClosed)
 }
 
 // creditConn gives n received bytes back to the connection's window, in
@@ -463,8 +456,7 @@ func (c *h2Conn) goAway(code http2.ErrCode) {
 		return
 	}
 	c.goingAway = true
-	c.lastID = c.maxID
-	last := c.lastID
+	last := c.maxID
 	c.mu.Unlock()
 	c.w.queue(func(b []byte) []byte { return appendGoAway(b, last, code) })
 	c.mu.Lock()
@@ -529,19 +521,13 @@ func (c *h2Conn) onFragment(frag []byte, ended, continuation bool) bool {
 		err = c.block.finish()
 	}
 	if err != nil {
-		c.protocolError()
-		c.goAway(http2.ErrCode(err.(http2.ConnectionError)))
-		return false
+		return c.connError(http2.ErrCode(err.(http2.ConnectionError)))
 	}
 	if !ended {
 		return true
 	}
 	if b := c.block; b.invalid != nil {
-		c.protocolError()
-		c.srv.e.log.Debug("l7 HTTP/2 malformed request", zap.String("listener", c.srv.l.state.Load().cfg.Name),
-			zap.Stringer("client", c.pc.client), zap.Error(b.invalid))
-		c.resetStream(b.stream, http2.ErrCodeProtocol)
-		return true
+		return c.malformed(b.stream, b.invalid)
 	}
 	return c.onHeaders(c.block)
 }
@@ -549,18 +535,14 @@ func (c *h2Conn) onFragment(frag []byte, ended, continuation bool) bool {
 func (c *h2Conn) onHeaders(f *h2Block) bool {
 	id := f.stream
 	if id%2 == 0 {
-		c.protocolError()
-		c.goAway(http2.ErrCodeProtocol)
-		return false
+		return c.connError(http2.ErrCodeProtocol)
 	}
 	if s, _ := c.stream(id); s != nil {
 		return c.onTrailers(s, f)
 	}
 	if id <= c.maxID {
 		// A closed stream's id, or one going down (RFC 9113 §5.1.1).
-		c.protocolError()
-		c.goAway(http2.ErrCodeProtocol)
-		return false
+		return c.connError(http2.ErrCodeProtocol)
 	}
 	c.maxID = id
 	c.mu.Lock()
@@ -575,28 +557,20 @@ func (c *h2Conn) onHeaders(f *h2Block) bool {
 		c.w.queue(func(b []byte) []byte { return appendRSTStream(b, id, http2.ErrCodeRefusedStream) })
 		return true
 	case f.hasPrio && f.prio.StreamDep == id:
-		c.protocolError()
-		c.resetStream(id, http2.ErrCodeProtocol)
-		return true
+		return c.streamError(id, http2.ErrCodeProtocol)
 	case full:
 		// Retryable, also for a client that opened streams before our
 		// SETTINGS reached it (RFC 9113 §5.1.2).
-		c.protocolError()
-		c.resetStream(id, http2.ErrCodeRefusedStream)
-		return true
+		return c.streamError(id, http2.ErrCodeRefusedStream)
 	}
 	st := c.srv.l.state.Load()
 	s := c.newStream(id, st)
 	tooLarge, err := s.fromFields(f)
 	if err != nil {
-		c.protocolError()
-		c.srv.e.log.Debug("l7 HTTP/2 malformed request", zap.String("listener", st.cfg.Name),
-			zap.Stringer("client", c.pc.client), zap.Error(err))
-		c.w.queue(func(b []byte) []byte { return appendRSTStream(b, id, http2.ErrCodeProtocol) })
 		c.mu.Lock()
-		c.free = append(c.free, s)
+		c.free = append(c.free, s) // never in the table: free at once
 		c.mu.Unlock()
-		return true
+		return c.malformed(id, err)
 	}
 	s.remoteDone = f.end
 	s.bdone = s.remoteDone
@@ -623,9 +597,7 @@ func (c *h2Conn) onTrailers(s *h2Stream, f *h2Block) bool {
 	}
 	pseudo := len(f.fields) > 0 && f.name(f.fields[0])[0] == ':'
 	if !f.end || pseudo || (s.declLen >= 0 && s.gotLen != s.declLen) {
-		c.protocolError()
-		c.resetStream(s.id, http2.ErrCodeProtocol)
-		return true
+		return c.streamError(s.id, http2.ErrCodeProtocol)
 	}
 	c.remoteEnd(s)
 	s.push(nil, 0, true)

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -29,11 +30,8 @@ import (
 // one its request asked for. Streams and their buffers are reused, so a
 // stream answered with another's bytes would show here.
 func TestH2StreamsKeepTheirOwnAnswers(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	e.apply(Config{Listeners: []Listener{l}})
-	url := "http://" + l.Addr.String()
+	e, addr := h2Proxy(t, nil)
+	url := "http://" + addr
 	c := h2cClient()
 
 	var wg sync.WaitGroup
@@ -106,6 +104,20 @@ func h2Check(c *http.Client, url string, rng *rand.Rand, id string) error {
 	return nil
 }
 
+// h2Proxy runs a listener in front of one backend, "be", after set (if
+// any) has changed it, and returns the engine and the listener's address.
+func h2Proxy(t *testing.T, set func(*Listener)) (*testEngine, string) {
+	t.Helper()
+	b := startBackend(t, "be")
+	e := newEngine(t, Options{})
+	l := testListener(t, server(b, 100))
+	if set != nil {
+		set(&l)
+	}
+	e.apply(Config{Listeners: []Listener{l}})
+	return e, l.Addr.String()
+}
+
 // rawH2 is a test client that speaks HTTP/2 frame by frame.
 type rawH2 struct {
 	t   *testing.T
@@ -117,12 +129,7 @@ type rawH2 struct {
 
 func dialH2(t *testing.T, addr string, settings ...http2.Setting) *rawH2 {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialTest(t, addr)
 	r := &rawH2{t: t, c: c, fr: http2.NewFramer(c, bufio.NewReader(c))}
 	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	r.enc = hpack.NewEncoder(&r.buf)
@@ -205,11 +212,8 @@ func (r *rawH2) response(id uint32) (string, string) {
 // bytes: the body arrives in pieces no larger than the window, each after
 // a WINDOW_UPDATE, and whole.
 func TestH2FlowControlOfResponses(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	e.apply(Config{Listeners: []Listener{l}})
-	r := dialH2(t, l.Addr.String(), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+	_, addr := h2Proxy(t, nil)
+	r := dialH2(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 	r.get(1, "/bytes?n=1000")
 	var body []byte
 	for len(body) < 1000 {
@@ -242,11 +246,8 @@ func TestH2FlowControlOfResponses(t *testing.T) {
 // stream more is refused (retryable) while the others are served, and a
 // stream the client resets stops its backend exchange.
 func TestH2ConcurrencyLimitAndReset(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	e.apply(Config{Listeners: []Listener{l}})
-	r := dialH2(t, l.Addr.String())
+	_, addr := h2Proxy(t, nil)
+	r := dialH2(t, addr)
 	for i := range h2MaxStreams {
 		r.get(uint32(2*i+1), "/delay?ms=300")
 	}
@@ -297,13 +298,9 @@ func TestH2ConcurrencyLimitAndReset(t *testing.T) {
 // GOAWAY and is closed after the idle timeout; at shutdown a busy one gets
 // GOAWAY, its open stream is still answered, and then it closes.
 func TestH2IdleAndShutdown(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	l.Timeouts.Idle = 300 * time.Millisecond
-	e.apply(Config{Listeners: []Listener{l}})
+	e, addr := h2Proxy(t, func(l *Listener) { l.Timeouts.Idle = 300 * time.Millisecond })
 
-	idle := dialH2(t, l.Addr.String())
+	idle := dialH2(t, addr)
 	idle.get(1, "/")
 	if status, _ := idle.response(1); status != "200" {
 		t.Fatalf("status %s", status)
@@ -320,7 +317,7 @@ func TestH2IdleAndShutdown(t *testing.T) {
 		t.Errorf("after GOAWAY: %v, want the connection closed", err)
 	}
 
-	busy := dialH2(t, l.Addr.String())
+	busy := dialH2(t, addr)
 	busy.get(1, "/delay?ms=200")
 	time.Sleep(50 * time.Millisecond)
 	done := make(chan struct{})
@@ -420,12 +417,8 @@ func TestH2FrameEncoding(t *testing.T) {
 // idle timeout the stream is reset, so such a client holds neither the
 // stream nor its backend for ever, and the connection still serves.
 func TestH2StalledWindowResets(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	l.Timeouts.Idle = 300 * time.Millisecond
-	e.apply(Config{Listeners: []Listener{l}})
-	r := dialH2(t, l.Addr.String(), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	_, addr := h2Proxy(t, func(l *Listener) { l.Timeouts.Idle = 300 * time.Millisecond })
+	r := dialH2(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	r.get(1, "/bytes?n=100")
 	start := time.Now()
 	for {
@@ -456,14 +449,10 @@ func TestH2StalledWindowResets(t *testing.T) {
 // the rate allows (less the shaper's 50 ms burst), and the delay is
 // recorded.
 func TestH2Bandwidth(t *testing.T) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
 	out := limit.NewShaper(2 << 20)
-	l.BandwidthOut = out
-	e.apply(Config{Listeners: []Listener{l}})
+	_, addr := h2Proxy(t, func(l *Listener) { l.BandwidthOut = out })
 	start := time.Now()
-	resp, err := h2cClient().Get("http://" + l.Addr.String() + "/bytes?n=1048576")
+	resp, err := h2cClient().Get("http://" + addr + "/bytes?n=1048576")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,5 +466,49 @@ func TestH2Bandwidth(t *testing.T) {
 	}
 	if out.Waited() <= 0 {
 		t.Error("the shaper recorded no delay")
+	}
+}
+
+// TestH2RunningWorkersBound: streams a client reset leave the table at
+// once while their workers may still be finishing (a backend dial goes on
+// until its timeout). With twice the stream limit of such workers running,
+// a new stream is refused, retryable, however empty the table is: a
+// client that opens and resets streams in a loop cannot start work
+// without bound.
+func TestH2RunningWorkersBound(t *testing.T) {
+	e, addr := h2Proxy(t, nil)
+	e.mu.Lock()
+	srv := e.listeners[netip.MustParseAddrPort(addr)].h2
+	e.mu.Unlock()
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	c := newH2Conn(srv, &prefacedConn{Conn: server})
+	c.running = 2 * h2MaxStreams
+
+	b := newH2Block()
+	b.start(&http2.HeadersFrame{FrameHeader: http2.FrameHeader{StreamID: 1,
+		Flags: http2.FlagHeadersEndStream | http2.FlagHeadersEndHeaders}})
+	if err := b.write(h2Seed(":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.finish(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- c.onHeaders(b) }()
+	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+	f, err := http2.NewFramer(nil, client).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rst, ok := f.(*http2.RSTStreamFrame); !ok || rst.StreamID != 1 || rst.ErrCode != http2.ErrCodeRefusedStream {
+		t.Fatalf("got %v, want RST_STREAM 1 REFUSED_STREAM", f)
+	}
+	if !<-done {
+		t.Error("the refusal ended the connection")
+	}
+	if len(c.streams) != 0 || c.running != 2*h2MaxStreams {
+		t.Errorf("the refused stream was started: %d streams, %d running", len(c.streams), c.running)
 	}
 }

@@ -88,12 +88,8 @@ func FuzzH2Frames(f *testing.F) {
 // comes back until the proxy closes or goes quiet, then checking that a
 // well-formed request is still answered.
 func h2FuzzOnce(t *testing.T, frames []byte) {
-	b := startBackend(t, "be")
-	e := newEngine(t, Options{})
-	l := testListener(t, server(b, 100))
-	l.Timeouts.Idle = time.Second
-	e.apply(Config{Listeners: []Listener{l}})
-	c, err := net.Dial("tcp", l.Addr.String())
+	_, addr := h2Proxy(t, func(l *Listener) { l.Timeouts.Idle = time.Second })
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +98,7 @@ func h2FuzzOnce(t *testing.T, frames []byte) {
 	if _, err := c.Write(append([]byte(http2.ClientPreface), frames...)); err == nil {
 		_, _ = io.Copy(io.Discard, c)
 	}
-	resp, err := h2cClient().Get("http://" + l.Addr.String() + "/")
+	resp, err := h2cClient().Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatalf("after the input the listener does not answer: %v", err)
 	}

@@ -176,9 +176,10 @@ func (s *h2Stream) fromFields(b *h2Block) (tooLarge bool, err error) {
 			seen[i] = true
 			continue
 		}
-		switch string(name) {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if h2ConnectionSpecific(name) {
 			return false, h2RequestError("connection-specific field " + string(name))
+		}
+		switch string(name) {
 		case "te":
 			if string(value) != "trailers" {
 				return false, h2RequestError("te other than trailers")
@@ -202,8 +203,11 @@ func (s *h2Stream) fromFields(b *h2Block) (tooLarge bool, err error) {
 		}
 		req.addH2Field(name, value)
 	}
-	if !seen[0] || (string(req.method) != "CONNECT" && (!seen[1] || !seen[2])) {
-		return false, h2RequestError("missing :method, :scheme or :path")
+	// CONNECT has neither :scheme nor :path (RFC 9113 §8.5).
+	for i, name := range [...]string{":method", ":path", ":scheme"} {
+		if !seen[i] && (i == 0 || string(req.method) != "CONNECT") {
+			return false, h2RequestError("no " + name)
+		}
 	}
 	if req.host == nil {
 		req.host = host

@@ -57,7 +57,6 @@ type h2Stream struct {
 	headBuf  []byte // head's buffer, kept for the next response
 	headSent bool
 	sentData bool
-	status   int
 	// Flow control of what we send, under c.w.mu.
 	sendWin int64
 	// Where the stream's last DATA frame is in c.w.buf, while c.w.gen is
@@ -126,7 +125,6 @@ func (s *h2Stream) writeHeader(status int) {
 	if s.head != nil || s.headSent {
 		return
 	}
-	s.status = status
 	b := appendStatus(s.headBuf[:0], status)
 	for i := range s.fields {
 		f := &s.fields[i]

@@ -128,14 +128,6 @@ func (w *h2Writer) drain() {
 	w.flushLocked()
 }
 
-// flush writes out what is buffered.
-func (w *h2Writer) flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.flushLocked()
-	return w.err
-}
-
 // failLocked stops all output: waiting streams give up, the reader stops
 // on the closed socket. w.mu held.
 func (w *h2Writer) failLocked(err error) {

@@ -60,6 +60,19 @@ func freeAddr(t testing.TB) netip.AddrPort {
 	return l.Addr().(*net.TCPAddr).AddrPort()
 }
 
+// dialTest connects to addr for the test: closed at its end, and no read
+// or write waits longer than 10 s.
+func dialTest(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // refusedAddr is a loopback address that refuses connections until the
 // test ends.
 func refusedAddr(t testing.TB) netip.AddrPort { return testnet.ClosedTCPPort(t) }
